@@ -1,0 +1,37 @@
+# Stampede: the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /usr/bin/env bash
+.DEFAULT_GOAL := help
+
+GO            ?= go
+DDB_LOCAL_DIR  = $(shell scripts/dynamodb-local.sh)
+
+.PHONY: help
+help: ## List the targets.
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
+
+.PHONY: dynamodb-local
+dynamodb-local: ## Fetch DynamoDB Local (pinned, checksummed) into the user cache.
+	@scripts/dynamodb-local.sh >/dev/null
+
+.PHONY: run
+run: dynamodb-local ## Start the local API on 127.0.0.1:8080 backed by DynamoDB Local.
+	STAMPEDE_DYNAMODB_LOCAL_DIR="$(DDB_LOCAL_DIR)" $(GO) run ./cmd/stampede serve
+
+.PHONY: test
+test: dynamodb-local test-go test-infra ## Run every test (race detector on).
+
+.PHONY: test-go
+test-go: dynamodb-local
+	STAMPEDE_DYNAMODB_LOCAL_DIR="$(DDB_LOCAL_DIR)" $(GO) test -race -count=1 ./...
+
+.PHONY: bench
+bench: dynamodb-local ## Benchmarks of each operation against DynamoDB Local.
+	STAMPEDE_DYNAMODB_LOCAL_DIR="$(DDB_LOCAL_DIR)" $(GO) test -run '^$$' -bench . -benchmem ./...
+
+.PHONY: lint
+lint: ## gofmt, go vet and staticcheck.
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+
+-include mk/*.mk

@@ -1,0 +1,66 @@
+package dynamostore
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/smithy-go"
+
+	"github.com/stampede-cache/stampede/internal/manager"
+)
+
+// classify turns an SDK error (after the SDK's own retries) into an
+// application error where the caller can act on it, keeping the cause for
+// the log. Anything unrecognised stays a plain error: "internal" to clients.
+func classify(op string, err error) error {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode() {
+		case "ProvisionedThroughputExceededException", "RequestLimitExceeded", "ThrottlingException":
+			return &manager.Error{Code: manager.CodeThrottled, Message: "the table is throttling requests; retry with backoff", Err: err}
+		case "ValidationException":
+			if strings.Contains(apiErr.ErrorMessage(), "size has exceeded") {
+				return &manager.Error{Code: manager.CodePayloadTooLarge, Message: "body: the entry exceeds DynamoDB's 400 KB item size limit", Err: err}
+			}
+		}
+	}
+	var respErr *awshttp.ResponseError
+	if errors.As(err, &respErr) && respErr.HTTPStatusCode() == http.StatusServiceUnavailable {
+		return unavailable(err)
+	}
+	// The retry budget ran out, the connection failed, or the deadline (the
+	// Lambda's remaining time) passed: the table is out of reach for now.
+	var quota ratelimit.QuotaExceededError
+	var netErr net.Error
+	if errors.As(err, &quota) || errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) {
+		return unavailable(err)
+	}
+	return &opError{op: op, err: err}
+}
+
+func unavailable(err error) error {
+	return &manager.Error{Code: manager.CodeUnavailable, Message: "the table is unavailable; retry with backoff", Err: err}
+}
+
+// opError names the DynamoDB operation that failed, for the log.
+type opError struct {
+	op  string
+	err error
+}
+
+func (e *opError) Error() string { return "dynamodb " + e.op + ": " + e.err.Error() }
+func (e *opError) Unwrap() error { return e.err }
+
+func containsAny(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}
