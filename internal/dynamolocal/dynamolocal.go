@@ -94,6 +94,8 @@ func Start(ctx context.Context, opts Options) (*Instance, error) {
 		"-Xms64m",
 		"-jar", filepath.Join(opts.Dir, "DynamoDBLocal.jar"),
 		"-port", strconv.Itoa(port),
+		// One database whatever the credentials and region of the caller.
+		"-sharedDb",
 	}
 	if opts.DataDir != "" {
 		if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {

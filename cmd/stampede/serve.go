@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/stampede-cache/stampede/internal/config"
+	"github.com/stampede-cache/stampede/internal/dynamolocal"
+	"github.com/stampede-cache/stampede/internal/dynamostore"
+	"github.com/stampede-cache/stampede/internal/manager"
+	"github.com/stampede-cache/stampede/internal/transport"
+)
+
+// serveOptions configure the local server.
+type serveOptions struct {
+	addr      string
+	dataDir   string
+	endpoint  string
+	table     string
+	logLevel  string
+	readyFile string
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	opts := serveOptions{}
+	fs.StringVar(&opts.addr, "addr", envOr("STAMPEDE_ADDR", "127.0.0.1:8080"), "listen address (STAMPEDE_ADDR)")
+	fs.StringVar(&opts.dataDir, "data-dir", envOr("STAMPEDE_DATA_DIR", ".stampede"), "where DynamoDB Local keeps its data (STAMPEDE_DATA_DIR)")
+	fs.StringVar(&opts.endpoint, "dynamodb-endpoint", envOr(config.EnvDynamoDBEndpoint, os.Getenv("AWS_ENDPOINT_URL_DYNAMODB")),
+		"use this DynamoDB instead of starting DynamoDB Local (STAMPEDE_DYNAMODB_ENDPOINT, AWS_ENDPOINT_URL_DYNAMODB)")
+	fs.StringVar(&opts.table, "table", envOr(config.EnvTable, "stampede"), "table name (STAMPEDE_TABLE)")
+	fs.StringVar(&opts.logLevel, "log-level", envOr("STAMPEDE_LOG_LEVEL", "info"), "debug, info, warn or error (STAMPEDE_LOG_LEVEL)")
+	fs.StringVar(&opts.readyFile, "ready-file", "", "write the listening address to this file once ready (for scripts and tests)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "serve: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(opts.logLevel)); err != nil {
+		fmt.Fprintf(stderr, "serve: -log-level: %v\n", err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if err := serve(ctx, opts, log); err != nil {
+		log.Error("serve failed", "error", err)
+		return 1
+	}
+	return 0
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// serve runs the local API until ctx is cancelled (SIGINT, SIGTERM).
+func serve(ctx context.Context, opts serveOptions, log *slog.Logger) error {
+	endpoint := opts.endpoint
+	if endpoint == "" {
+		inst, err := startDynamoDBLocal(ctx, opts.dataDir, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			log.Info("stopping DynamoDB Local")
+			inst.Stop()
+		}()
+		endpoint = inst.Endpoint
+	}
+
+	cfg, err := config.FromEnv(opts.table)
+	if err != nil {
+		return err
+	}
+	cfg.Table = opts.table
+	cfg.DynamoDBEndpoint = endpoint
+	db, err := config.DynamoDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	setupCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := dynamostore.EnsureTable(setupCtx, db, cfg.Table); err != nil {
+		return err
+	}
+	mgr, err := manager.New(dynamostore.New(db, cfg.Table), cfg.Manager)
+	if err != nil {
+		return err
+	}
+
+	health, err := json.Marshal(map[string]string{"status": "ok", "dynamodb_endpoint": endpoint, "table": cfg.Table})
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(health)
+	})
+	mux.Handle("/", transport.NewRouter(mgr, log))
+
+	ln, err := net.Listen("tcp", opts.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", opts.addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	addr := ln.Addr().String()
+	log.Info("stampede is serving", "url", "http://"+addr, "dynamodb", endpoint, "table", cfg.Table)
+	if opts.readyFile != "" {
+		if err := os.WriteFile(opts.readyFile, []byte(addr), 0o644); err != nil {
+			return err
+		}
+	}
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancelShutdown := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelShutdown()
+	return srv.Shutdown(shutdownCtx)
+}
+
+func startDynamoDBLocal(ctx context.Context, dataDir string, log *slog.Logger) (*dynamolocal.Instance, error) {
+	dir, err := dynamolocal.Locate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	dbDir := filepath.Join(dataDir, "dynamodb")
+	if err := os.MkdirAll(dbDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", dbDir, err)
+	}
+	logFile, err := os.OpenFile(filepath.Join(dataDir, "dynamodb-local.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("starting DynamoDB Local", "data", dbDir, "jar", strings.TrimSuffix(dir, "/"))
+	inst, err := dynamolocal.Start(ctx, dynamolocal.Options{Dir: dir, DataDir: dbDir, Log: logFile})
+	if err != nil {
+		logFile.Close()
+		return nil, err
+	}
+	return inst, nil
+}

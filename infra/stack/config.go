@@ -1,0 +1,218 @@
+package stack
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// APIKind selects the API Gateway flavour in front of the functions.
+type APIKind string
+
+// The API flavours (context switch "api").
+const (
+	// APIHTTP is an API Gateway HTTP API (payload 2.0): cheaper and faster;
+	// the default.
+	APIHTTP APIKind = "http"
+	// APIREST is an API Gateway REST API (payload 1.0 proxy): for private
+	// endpoints in a VPC, WAF, usage plans, and LocalStack's free edition.
+	APIREST APIKind = "rest"
+)
+
+// Architecture of the functions (context switch "arch").
+const (
+	ArchARM64 = "arm64"
+	ArchX8664 = "x86_64"
+)
+
+// DefaultMemoryMB is the functions' memory size, from a measurement: the
+// functions' peak RSS while serving requests against DynamoDB Local was
+// about 20 MiB (docs/deploy.md, "Memory sizing"), so Lambda's 128 MB floor
+// already leaves 6× head-room. Memory also buys CPU on Lambda (1,769 MB
+// buys one full vCPU): 256 MB halves the cold start's CPU-bound part (TLS,
+// SDK set-up) and the JSON work of each request against 128 MB, at twice
+// the (tiny) per-ms price, and requests are I/O bound and short, so 256 MB
+// is the better cost/latency trade-off; override with -c memory=128.
+const DefaultMemoryMB = 256
+
+// Config is the stack's configuration, read from the CDK context.
+type Config struct {
+	// Env names the environment: the stack is "Stampede-<Env>". "prod"
+	// retains the table and the bucket and turns deletion protection on.
+	Env string
+	// API selects the API Gateway flavour.
+	API APIKind
+	// Example adds the example cached-task state machine.
+	Example bool
+	// OutputsExpirationDays expires objects in the outputs bucket after so
+	// many days (0: never).
+	OutputsExpirationDays int
+	// AssetDir holds one folder per function, each with its "bootstrap"
+	// binary, as written by `make build` (default "../build", relative to
+	// the working directory, infra/).
+	AssetDir string
+	// Architecture of the binaries in AssetDir: "arm64" or "x86_64".
+	Architecture string
+	// MemoryMB is each function's memory size.
+	MemoryMB int
+	// TimeoutSeconds is each function's timeout.
+	TimeoutSeconds int
+	// HeartbeatMultiplier and MaxHeartbeatSeconds configure reservations
+	// (STAMPEDE_HEARTBEAT_MULTIPLIER, STAMPEDE_MAX_HEARTBEAT_SECONDS).
+	HeartbeatMultiplier int
+	MaxHeartbeatSeconds int
+	// LogLevel is STAMPEDE_LOG_LEVEL: debug, info, warn or error.
+	LogLevel string
+	// LogRetentionDays is the functions' log groups' retention.
+	LogRetentionDays int
+	// P99DurationAlarmMs is the p99 duration above which a function's
+	// latency alarm fires.
+	P99DurationAlarmMs int
+	// AlarmTopicArn, if set, is an SNS topic every alarm notifies.
+	AlarmTopicArn string
+}
+
+// Prod reports whether the environment keeps its data on deletion.
+func (c Config) Prod() bool { return c.Env == "prod" }
+
+// StackName is the CloudFormation stack's name.
+func (c Config) StackName() string { return "Stampede-" + c.Env }
+
+// Context keys, each settable with `cdk ... -c key=value` or
+// `make synth ENV=... CDK_CONTEXT="key=value ..."`.
+const (
+	CtxEnv                   = "env"
+	CtxAPI                   = "api"
+	CtxExample               = "example"
+	CtxOutputsExpirationDays = "outputsExpirationDays"
+	CtxAssetDir              = "assetDir"
+	CtxArch                  = "arch"
+	CtxMemory                = "memory"
+	CtxTimeout               = "timeoutSeconds"
+	CtxHeartbeatMultiplier   = "heartbeatMultiplier"
+	CtxMaxHeartbeatSeconds   = "maxHeartbeatSeconds"
+	CtxLogLevel              = "logLevel"
+	CtxLogRetentionDays      = "logRetentionDays"
+	CtxP99DurationAlarmMs    = "p99DurationAlarmMs"
+	CtxAlarmTopicArn         = "alarmTopicArn"
+)
+
+var envName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,19}$`)
+
+// ConfigFromContext reads the configuration from node's context (set with
+// -c on the CDK CLI or through the CDK_CONTEXT_JSON environment variable),
+// applying the defaults, and validates it.
+func ConfigFromContext(node constructs.Node) (Config, error) {
+	get := func(key string) (string, bool) {
+		v := node.TryGetContext(jsii.String(key))
+		if v == nil {
+			return "", false
+		}
+		return strings.TrimSpace(fmt.Sprint(v)), true
+	}
+	str := func(key, def string) string {
+		if v, ok := get(key); ok && v != "" {
+			return v
+		}
+		return def
+	}
+	var errs []error
+	num := func(key string, def, min, max int) int {
+		v, ok := get(key)
+		if !ok || v == "" {
+			return def
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < min || n > max {
+			errs = append(errs, fmt.Errorf("context %s=%q: want an integer in [%d, %d]", key, v, min, max))
+			return def
+		}
+		return n
+	}
+
+	c := Config{
+		Env:          str(CtxEnv, "dev"),
+		API:          APIKind(strings.ToLower(str(CtxAPI, string(APIHTTP)))),
+		AssetDir:     str(CtxAssetDir, filepath.Join("..", "build")),
+		Architecture: str(CtxArch, ArchARM64),
+		LogLevel:     strings.ToLower(str(CtxLogLevel, "info")),
+	}
+	if !envName.MatchString(c.Env) {
+		errs = append(errs, fmt.Errorf("context env=%q: want a lower-case name like dev, staging or prod (letters, digits, '-', at most 20)", c.Env))
+	}
+	prod := c.Env == "prod"
+	switch c.API {
+	case APIHTTP, APIREST:
+	default:
+		errs = append(errs, fmt.Errorf("context api=%q: want http or rest", c.API))
+	}
+	switch v := strings.ToLower(str(CtxExample, "false")); v {
+	case "true", "1", "yes":
+		c.Example = true
+	case "false", "0", "no":
+	default:
+		errs = append(errs, fmt.Errorf("context example=%q: want true or false", v))
+	}
+	switch c.Architecture {
+	case ArchARM64, ArchX8664:
+	default:
+		errs = append(errs, fmt.Errorf("context arch=%q: want arm64 or x86_64", c.Architecture))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("context logLevel=%q: want debug, info, warn or error", c.LogLevel))
+	}
+	expiration, retention := 30, 14
+	if prod {
+		expiration, retention = 90, 90
+	}
+	c.OutputsExpirationDays = num(CtxOutputsExpirationDays, expiration, 0, 36500)
+	c.MemoryMB = num(CtxMemory, DefaultMemoryMB, 128, 10240)
+	c.TimeoutSeconds = num(CtxTimeout, 10, 1, 900)
+	c.HeartbeatMultiplier = num(CtxHeartbeatMultiplier, 3, 2, 100)
+	c.MaxHeartbeatSeconds = num(CtxMaxHeartbeatSeconds, 10, 1, 3600)
+	c.LogRetentionDays = num(CtxLogRetentionDays, retention, 1, 3653)
+	c.P99DurationAlarmMs = num(CtxP99DurationAlarmMs, 1000, 1, 900000)
+	c.AlarmTopicArn = str(CtxAlarmTopicArn, "")
+	if c.AlarmTopicArn != "" && !strings.HasPrefix(c.AlarmTopicArn, "arn:") {
+		errs = append(errs, fmt.Errorf("context alarmTopicArn=%q: want an SNS topic ARN", c.AlarmTopicArn))
+	}
+	return c, errors.Join(errs...)
+}
+
+// CheckAssets verifies that every function's binary is in c.AssetDir, so
+// that a missing `make build` fails synthesis with a clear message rather
+// than a stack with empty functions.
+func (c Config) CheckAssets() error {
+	var errs []error
+	for _, f := range Functions {
+		p := filepath.Join(c.AssetDir, f.Name, "bootstrap")
+		st, err := os.Stat(p)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("function asset %s is missing", p))
+		case !st.Mode().IsRegular() || st.Size() == 0:
+			errs = append(errs, fmt.Errorf("function asset %s is not a binary", p))
+		}
+	}
+	if len(errs) > 0 {
+		abs, _ := filepath.Abs(c.AssetDir)
+		errs = append(errs, fmt.Errorf(`run "make build" at the repository root first: it compiles each function into build/<name>/bootstrap for linux/%s (asset folder: %s)`, c.goarch(), abs))
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) goarch() string {
+	if c.Architecture == ArchX8664 {
+		return "amd64"
+	}
+	return "arm64"
+}

@@ -1,0 +1,234 @@
+package stack
+
+import (
+	"fmt"
+	"path/filepath"
+	"strconv"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// Function describes one of Stampede's functions: its name (the folder
+// under functions/ and build/), and every IAM action it may perform. This
+// table is the single place where permissions are decided; the stack
+// grants exactly these actions, on exactly the table (DynamoDB) and the
+// outputs bucket's objects (S3), and the tests assert the same table.
+type Function struct {
+	Name        string
+	Description string
+	// TableActions are granted on the table's ARN only (no index ARNs:
+	// the table has no indexes).
+	TableActions []string
+	// ObjectActions are granted on the outputs bucket's objects
+	// (arn:aws:s3:::<bucket>/*).
+	ObjectActions []string
+	// HTTP routes served by the function.
+	Routes []Route
+}
+
+// Route is one HTTP method on one path of the API.
+type Route struct {
+	Method string
+	Path   string
+}
+
+// The API's paths (see docs/api.md).
+const (
+	CachePath        = "/v1/projects/{project}/domains/{domain}/cache/{key+}"
+	ReservationsPath = "/v1/projects/{project}/domains/{domain}/reservations/{key+}"
+)
+
+// Functions lists Stampede's five functions.
+//
+// Why each action: get reads an entry (GetItem), verifies that the cached
+// object still exists (s3:HeadObject, which IAM authorises as
+// s3:GetObject) and drops the entry when it does not (DeleteItem); put
+// writes an entry (UpdateItem) fenced by the writer's reservation in one
+// TransactWriteItems (UpdateItem + ConditionCheckItem), checks the object
+// it points to (HeadObject → s3:GetObject) and deletes the object it
+// overwrites when Stampede manages it (s3:DeleteObject); delete removes an
+// entry (DeleteItem) and its managed object (s3:DeleteObject); reserve and
+// release update the reservation item (UpdateItem).
+var Functions = []Function{
+	{
+		Name:          "get",
+		Description:   "Stampede: look a cache entry up",
+		TableActions:  []string{"dynamodb:GetItem", "dynamodb:DeleteItem"},
+		ObjectActions: []string{"s3:GetObject"},
+		Routes:        []Route{{"GET", CachePath}},
+	},
+	{
+		Name:          "put",
+		Description:   "Stampede: store a cache entry",
+		TableActions:  []string{"dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"},
+		ObjectActions: []string{"s3:GetObject", "s3:DeleteObject"},
+		Routes:        []Route{{"PUT", CachePath}},
+	},
+	{
+		Name:          "delete",
+		Description:   "Stampede: delete a cache entry",
+		TableActions:  []string{"dynamodb:DeleteItem"},
+		ObjectActions: []string{"s3:DeleteObject"},
+		Routes:        []Route{{"DELETE", CachePath}},
+	},
+	{
+		Name:         "reserve",
+		Description:  "Stampede: reserve a key, or extend a held reservation",
+		TableActions: []string{"dynamodb:UpdateItem"},
+		Routes:       []Route{{"POST", ReservationsPath}},
+	},
+	{
+		Name:         "release",
+		Description:  "Stampede: release a held reservation",
+		TableActions: []string{"dynamodb:UpdateItem"},
+		Routes:       []Route{{"DELETE", ReservationsPath}},
+	},
+}
+
+// FunctionByName returns the entry of Functions named name.
+func FunctionByName(name string) (Function, bool) {
+	for _, f := range Functions {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return Function{}, false
+}
+
+// Title is the function's name with an upper-case initial, for
+// construct ids and output names ("Get").
+func (f Function) Title() string { return string(f.Name[0]-'a'+'A') + f.Name[1:] }
+
+// newFunction creates one function with its own role, log group and
+// exactly its own permissions.
+func (s *Stampede) newFunction(scope constructs.Construct, f Function, cfg Config) awslambda.Function {
+	id := f.Title()
+	name := fmt.Sprintf("stampede-%s-%s", cfg.Env, f.Name)
+	removal := awscdk.RemovalPolicy_DESTROY
+	if cfg.Prod() {
+		removal = awscdk.RemovalPolicy_RETAIN
+	}
+	logGroup := awslogs.NewLogGroup(scope, jsii.String(id+"Logs"), &awslogs.LogGroupProps{
+		LogGroupName:  jsii.String("/aws/lambda/" + name),
+		Retention:     retention(cfg.LogRetentionDays),
+		RemovalPolicy: removal,
+	})
+
+	// The role carries no managed policy (AWSLambdaBasicExecutionRole
+	// would allow logs:* actions on every log group): only the statements
+	// below.
+	role := awsiam.NewRole(scope, jsii.String(id+"Role"), &awsiam.RoleProps{
+		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
+		Description: jsii.String(fmt.Sprintf("Stampede %s: the %s function", cfg.Env, f.Name)),
+	})
+	statements := []awsiam.PolicyStatement{
+		// The log group exists (created above), so no CreateLogGroup. Its
+		// ARN attribute ends in ":*", the log streams within the group:
+		// the narrowest resource that PutLogEvents accepts.
+		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("WriteOwnLogs"),
+			Actions:   jsii.Strings("logs:CreateLogStream", "logs:PutLogEvents"),
+			Resources: jsii.Strings(*logGroup.LogGroupArn()),
+		}),
+		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("Table"),
+			Actions:   jsii.Strings(f.TableActions...),
+			Resources: jsii.Strings(*s.Table.TableArn()),
+		}),
+	}
+	if len(f.ObjectActions) > 0 {
+		statements = append(statements, awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:     jsii.String("OutputObjects"),
+			Actions: jsii.Strings(f.ObjectActions...),
+			// S3 object actions are authorised on object ARNs; "<bucket
+			// ARN>/*" (every object of this one bucket) is the only
+			// pattern resource in the function policies, and the
+			// narrowest that covers the keys clients choose.
+			Resources: jsii.Strings(*s.Bucket.ArnForObjects(jsii.String("*"))),
+		}))
+	}
+	policy := awsiam.NewPolicy(scope, jsii.String(id+"Policy"), &awsiam.PolicyProps{
+		Roles:      &[]awsiam.IRole{role},
+		Statements: &statements,
+	})
+
+	arch := awslambda.Architecture_ARM_64()
+	if cfg.Architecture == ArchX8664 {
+		arch = awslambda.Architecture_X86_64()
+	}
+	fn := awslambda.NewFunction(scope, jsii.String(id), &awslambda.FunctionProps{
+		FunctionName: jsii.String(name),
+		Description:  jsii.String(f.Description),
+		Runtime:      awslambda.Runtime_PROVIDED_AL2023(),
+		Architecture: arch,
+		Handler:      jsii.String("bootstrap"),
+		// Built by `make build`; synthesis neither needs Docker nor runs
+		// a Go build (CheckAssets has verified the folder).
+		Code: awslambda.Code_FromAsset(jsii.String(filepath.Join(cfg.AssetDir, f.Name)), nil),
+		// From a measurement: see DefaultMemoryMB.
+		MemorySize: jsii.Number(float64(cfg.MemoryMB)),
+		Timeout:    awscdk.Duration_Seconds(jsii.Number(float64(cfg.TimeoutSeconds))),
+		Role:       role,
+		// The functions write one JSON line per request (log/slog); the
+		// JSON format makes Lambda's own lines (START, REPORT) JSON too,
+		// and the metric filters read both.
+		LoggingFormat:         awslambda.LoggingFormat_JSON,
+		LogGroup:              logGroup,
+		ApplicationLogLevelV2: applicationLogLevel(cfg.LogLevel),
+		SystemLogLevelV2:      awslambda.SystemLogLevel_INFO,
+		Environment: &map[string]*string{
+			"STAMPEDE_TABLE":                 s.Table.TableName(),
+			"STAMPEDE_HEARTBEAT_MULTIPLIER":  jsii.String(strconv.Itoa(cfg.HeartbeatMultiplier)),
+			"STAMPEDE_MAX_HEARTBEAT_SECONDS": jsii.String(strconv.Itoa(cfg.MaxHeartbeatSeconds)),
+			"STAMPEDE_LOG_LEVEL":             jsii.String(cfg.LogLevel),
+			"STAMPEDE_MANAGED_BUCKETS":       s.Bucket.BucketName(),
+		},
+	})
+	// The policy must be attached before the function can run with it.
+	fn.Node().AddDependency(policy)
+	s.LogGroups[f.Name] = logGroup
+	return fn
+}
+
+func applicationLogLevel(level string) awslambda.ApplicationLogLevel {
+	switch level {
+	case "debug":
+		return awslambda.ApplicationLogLevel_DEBUG
+	case "warn":
+		return awslambda.ApplicationLogLevel_WARN
+	case "error":
+		return awslambda.ApplicationLogLevel_ERROR
+	}
+	return awslambda.ApplicationLogLevel_INFO
+}
+
+// retention maps a number of days onto the nearest retention CloudWatch
+// Logs offers at or above it.
+func retention(days int) awslogs.RetentionDays {
+	for _, r := range []struct {
+		days int
+		r    awslogs.RetentionDays
+	}{
+		{1, awslogs.RetentionDays_ONE_DAY}, {3, awslogs.RetentionDays_THREE_DAYS},
+		{5, awslogs.RetentionDays_FIVE_DAYS}, {7, awslogs.RetentionDays_ONE_WEEK},
+		{14, awslogs.RetentionDays_TWO_WEEKS}, {30, awslogs.RetentionDays_ONE_MONTH},
+		{60, awslogs.RetentionDays_TWO_MONTHS}, {90, awslogs.RetentionDays_THREE_MONTHS},
+		{120, awslogs.RetentionDays_FOUR_MONTHS}, {150, awslogs.RetentionDays_FIVE_MONTHS},
+		{180, awslogs.RetentionDays_SIX_MONTHS}, {365, awslogs.RetentionDays_ONE_YEAR},
+		{400, awslogs.RetentionDays_THIRTEEN_MONTHS}, {545, awslogs.RetentionDays_EIGHTEEN_MONTHS},
+		{731, awslogs.RetentionDays_TWO_YEARS}, {1096, awslogs.RetentionDays_THREE_YEARS},
+		{1827, awslogs.RetentionDays_FIVE_YEARS}, {2192, awslogs.RetentionDays_SIX_YEARS},
+		{2557, awslogs.RetentionDays_SEVEN_YEARS}, {2922, awslogs.RetentionDays_EIGHT_YEARS},
+		{3288, awslogs.RetentionDays_NINE_YEARS}, {3653, awslogs.RetentionDays_TEN_YEARS},
+	} {
+		if days <= r.days {
+			return r.r
+		}
+	}
+	return awslogs.RetentionDays_TEN_YEARS
+}

@@ -1,0 +1,164 @@
+package transport
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/stampede-cache/stampede/internal/manager"
+)
+
+var jsonHeaders = map[string]string{"Content-Type": "application/json"}
+
+// HandleHTTPAPI serves an API Gateway HTTP API (payload format 2.0) event.
+func (h *Handler) HandleHTTPAPI(ctx context.Context, ev events.APIGatewayV2HTTPRequest) events.APIGatewayV2HTTPResponse {
+	method := ev.RequestContext.HTTP.Method
+	template := ""
+	if m, t, ok := strings.Cut(ev.RouteKey, " "); ok {
+		method, template = m, t
+	}
+	query, qerr := url.ParseQuery(ev.RawQueryString)
+	r := h.route(ctx, routeInput{
+		method:   method,
+		template: template,
+		params:   ev.PathParameters,
+		// HTTP APIs hand over the path and its parameters decoded.
+		path:    ev.RawPath,
+		escaped: false,
+		query:   query,
+		qerr:    qerr,
+		body:    ev.Body,
+		base64:  ev.IsBase64Encoded,
+	})
+	status, body := responseBody(r)
+	return events.APIGatewayV2HTTPResponse{StatusCode: status, Headers: jsonHeaders, Body: string(body)}
+}
+
+// HandleREST serves an API Gateway REST API (payload format 1.0) proxy event.
+func (h *Handler) HandleREST(ctx context.Context, ev events.APIGatewayProxyRequest) events.APIGatewayProxyResponse {
+	query := url.Values(ev.MultiValueQueryStringParameters)
+	if query == nil {
+		query = url.Values{}
+		for k, v := range ev.QueryStringParameters {
+			query.Set(k, v)
+		}
+	}
+	// REST APIs keep the path's percent-encoding, in path parameters too.
+	params := make(map[string]string, len(ev.PathParameters))
+	for k, v := range ev.PathParameters {
+		params[k] = v
+	}
+	r := h.route(ctx, routeInput{
+		method:   ev.HTTPMethod,
+		template: ev.Resource,
+		params:   params,
+		path:     ev.Path,
+		escaped:  true,
+		query:    query,
+		body:     ev.Body,
+		base64:   ev.IsBase64Encoded,
+	})
+	status, body := responseBody(r)
+	return events.APIGatewayProxyResponse{StatusCode: status, Headers: jsonHeaders, Body: string(body)}
+}
+
+func (h *Handler) invokeHTTPAPI(ctx context.Context, payload json.RawMessage) any {
+	var ev events.APIGatewayV2HTTPRequest
+	if err := json.Unmarshal(payload, &ev); err != nil {
+		return events.APIGatewayV2HTTPResponse{StatusCode: http.StatusBadRequest, Headers: jsonHeaders,
+			Body: mustErrorBody(manager.Errorf(manager.CodeInvalidArgument, "body: malformed API Gateway event"))}
+	}
+	return h.HandleHTTPAPI(ctx, ev)
+}
+
+func (h *Handler) invokeREST(ctx context.Context, payload json.RawMessage) any {
+	var ev events.APIGatewayProxyRequest
+	if err := json.Unmarshal(payload, &ev); err != nil {
+		return events.APIGatewayProxyResponse{StatusCode: http.StatusBadRequest, Headers: jsonHeaders,
+			Body: mustErrorBody(manager.Errorf(manager.CodeInvalidArgument, "body: malformed API Gateway event"))}
+	}
+	return h.HandleREST(ctx, ev)
+}
+
+func mustErrorBody(err error) string {
+	_, body := responseBody(failure(err))
+	return string(body)
+}
+
+// routeInput is an API Gateway request, either payload version.
+type routeInput struct {
+	method   string
+	template string
+	params   map[string]string
+	path     string
+	escaped  bool
+	query    url.Values
+	qerr     error
+	body     string
+	base64   bool
+}
+
+// route finds the operation and its target, then runs it.
+func (h *Handler) route(ctx context.Context, in routeInput) result {
+	op, id, err := resolve(in)
+	if err != nil {
+		// Log under the function's own operation when the route is unknown.
+		return h.serve(ctx, h.opOr(op), func() result { return failure(err) })
+	}
+	return h.serve(ctx, op, func() result {
+		if in.qerr != nil {
+			return failure(manager.Errorf(manager.CodeInvalidArgument, "query: malformed query string"))
+		}
+		body := []byte(in.body)
+		if in.base64 {
+			var derr error
+			if body, derr = base64.StdEncoding.DecodeString(in.body); derr != nil {
+				return failure(manager.Errorf(manager.CodeInvalidArgument, "body: invalid base64"))
+			}
+		}
+		if len(body) > MaxBodyBytes {
+			return failure(manager.Errorf(manager.CodePayloadTooLarge, "body: larger than %d bytes", MaxBodyBytes))
+		}
+		return h.httpCall(ctx, op, id, in.query, body)
+	})
+}
+
+func (h *Handler) opOr(op Op) Op {
+	if op != "" {
+		return op
+	}
+	if h.only != "" {
+		return h.only
+	}
+	return "unknown"
+}
+
+// resolve maps a request to its operation and ID, from the route template
+// and path parameters when API Gateway matched a contract route, or from
+// the path when it did not (a $default or {proxy+} route).
+func resolve(in routeInput) (Op, manager.ID, error) {
+	route, matched := routeFor(in.method, in.template)
+	id := manager.ID{Project: in.params["project"], Domain: in.params["domain"], Key: in.params["key"]}
+	if !matched || id.Project == "" {
+		template, pathID, err := parsePath(in.path)
+		if err != nil {
+			return "", manager.ID{}, err
+		}
+		if route, matched = routeFor(in.method, template); !matched {
+			return "", manager.ID{}, manager.Errorf(manager.CodeNotFound, "path: %s is not an operation on %s", in.method, template)
+		}
+		id = pathID
+	}
+	if in.escaped {
+		var err error
+		if id, err = unescapeID(id); err != nil {
+			return route.Op, manager.ID{}, err
+		}
+	}
+	return route.Op, id, nil
+}

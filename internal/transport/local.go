@@ -1,0 +1,90 @@
+package transport
+
+import (
+	"encoding/base64"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aws/aws-lambda-go/events"
+)
+
+// ServeHTTP serves the HTTP contract directly (the local server): it builds
+// the event API Gateway's HTTP API would send and runs it through the same
+// code as the Lambda functions.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ev := HTTPAPIEvent(r)
+	resp := h.HandleHTTPAPI(r.Context(), ev)
+	for k, v := range resp.Headers {
+		w.Header().Set(k, v)
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.WriteString(w, resp.Body)
+}
+
+// HTTPAPIEvent builds an API Gateway HTTP API (payload 2.0) event from r, as
+// API Gateway would: the route key and path parameters of the matching
+// contract route (or "$default"), the decoded path, lower-case headers and
+// the body, base64-encoded unless it is UTF-8. It reads at most
+// MaxBodyBytes+1 bytes of the body, enough for the transport to refuse it.
+func HTTPAPIEvent(r *http.Request) events.APIGatewayV2HTTPRequest {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+	ev := events.APIGatewayV2HTTPRequest{
+		Version:        "2.0",
+		RouteKey:       "$default",
+		RawPath:        r.URL.Path,
+		RawQueryString: r.URL.RawQuery,
+		Headers:        make(map[string]string, len(r.Header)),
+		RequestContext: events.APIGatewayV2HTTPRequestContext{
+			RouteKey:  "$default",
+			Stage:     "$default",
+			RequestID: strconv.FormatInt(time.Now().UnixNano(), 36),
+			TimeEpoch: time.Now().UnixMilli(),
+			HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{
+				Method:    r.Method,
+				Path:      r.URL.Path,
+				Protocol:  r.Proto,
+				SourceIP:  sourceIP(r.RemoteAddr),
+				UserAgent: r.UserAgent(),
+			},
+		},
+	}
+	for k, v := range r.Header {
+		ev.Headers[strings.ToLower(k)] = strings.Join(v, ",")
+	}
+	if q := r.URL.Query(); len(q) > 0 {
+		ev.QueryStringParameters = make(map[string]string, len(q))
+		for k, v := range q {
+			ev.QueryStringParameters[k] = strings.Join(v, ",")
+		}
+	}
+	// Match on the escaped path so "%2F" cannot split project or domain.
+	if template, id, err := parsePath(r.URL.EscapedPath()); err == nil {
+		if route, ok := routeFor(r.Method, template); ok {
+			if id, err = unescapeID(id); err == nil {
+				ev.RouteKey = route.Key()
+				ev.RequestContext.RouteKey = route.Key()
+				ev.PathParameters = map[string]string{"project": id.Project, "domain": id.Domain, "key": id.Key}
+			}
+		}
+	}
+	if utf8.Valid(body) {
+		ev.Body = string(body)
+	} else {
+		ev.Body = base64.StdEncoding.EncodeToString(body)
+		ev.IsBase64Encoded = true
+	}
+	return ev
+}
+
+func sourceIP(remoteAddr string) string {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		return remoteAddr
+	}
+	return host
+}
