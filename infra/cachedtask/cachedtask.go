@@ -377,7 +377,9 @@ func validate(props *Props) (Props, error) {
 	return p, nil
 }
 
-func isPath(s string) bool { return s == "$" || strings.HasPrefix(s, "$.") || strings.HasPrefix(s, "$[") }
+func isPath(s string) bool {
+	return s == "$" || strings.HasPrefix(s, "$.") || strings.HasPrefix(s, "$[")
+}
 
 func isDotted(s string) bool {
 	if !strings.HasPrefix(s, "$.") {

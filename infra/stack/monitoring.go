@@ -159,7 +159,7 @@ func (s *Stampede) newMonitoring(scope constructs.Construct, cfg Config) {
 		return cw.NewGraphWidget(&cw.GraphWidgetProps{Title: jsii.String(title), Width: jsii.Number(width), Height: jsii.Number(6), Left: &left})
 	}
 	dash := cw.NewDashboard(scope, jsii.String("Dashboard"), &cw.DashboardProps{
-		DashboardName:  jsii.String("Stampede-" + cfg.Env),
+		DashboardName:   jsii.String("Stampede-" + cfg.Env),
 		DefaultInterval: awscdk.Duration_Hours(jsii.Number(3)),
 	})
 	dash.AddWidgets(

@@ -66,9 +66,10 @@ func (c *Counter) Total() int64 { return c.total.Load() }
 // Reset sets the count back to zero.
 func (c *Counter) Reset() { c.total.Store(0) }
 
-// Client returns a DynamoDB client for the test instance. Every HTTP
-// request it sends (each retry too) is counted in the returned Counter.
-func Client(tb testing.TB) (*dynamodb.Client, *Counter) {
+// Client returns a DynamoDB client for the test instance, with optFns
+// applied. Every HTTP request it sends (each retry too) is counted in the
+// returned Counter.
+func Client(tb testing.TB, optFns ...func(*dynamodb.Options)) (*dynamodb.Client, *Counter) {
 	tb.Helper()
 	counter := &Counter{}
 	client := dynamodb.New(dynamodb.Options{
@@ -87,7 +88,7 @@ func Client(tb testing.TB) (*dynamodb.Client, *Counter) {
 					}), middleware.After)
 			},
 		},
-	})
+	}, optFns...)
 	return client, counter
 }
 
