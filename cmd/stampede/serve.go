@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/stampede-cache/stampede/internal/config"
@@ -77,13 +76,14 @@ func envOr(name, def string) string {
 func serve(ctx context.Context, opts serveOptions, log *slog.Logger) error {
 	endpoint := opts.endpoint
 	if endpoint == "" {
-		inst, err := startDynamoDBLocal(ctx, opts.dataDir, log)
+		inst, logFile, err := startDynamoDBLocal(ctx, opts.dataDir, log)
 		if err != nil {
 			return err
 		}
 		defer func() {
 			log.Info("stopping DynamoDB Local")
 			inst.Stop()
+			logFile.Close()
 		}()
 		endpoint = inst.Endpoint
 	}
@@ -145,24 +145,26 @@ func serve(ctx context.Context, opts serveOptions, log *slog.Logger) error {
 	return srv.Shutdown(shutdownCtx)
 }
 
-func startDynamoDBLocal(ctx context.Context, dataDir string, log *slog.Logger) (*dynamolocal.Instance, error) {
+// startDynamoDBLocal starts DynamoDB Local with its data under dataDir and
+// its output in dataDir/dynamodb-local.log (returned, for closing).
+func startDynamoDBLocal(ctx context.Context, dataDir string, log *slog.Logger) (*dynamolocal.Instance, *os.File, error) {
 	dir, err := dynamolocal.Locate(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	dbDir := filepath.Join(dataDir, "dynamodb")
 	if err := os.MkdirAll(dbDir, 0o755); err != nil {
-		return nil, fmt.Errorf("create %s: %w", dbDir, err)
+		return nil, nil, fmt.Errorf("create %s: %w", dbDir, err)
 	}
 	logFile, err := os.OpenFile(filepath.Join(dataDir, "dynamodb-local.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	log.Info("starting DynamoDB Local", "data", dbDir, "jar", strings.TrimSuffix(dir, "/"))
+	log.Info("starting DynamoDB Local", "data", dbDir, "from", dir)
 	inst, err := dynamolocal.Start(ctx, dynamolocal.Options{Dir: dir, DataDir: dbDir, Log: logFile})
 	if err != nil {
 		logFile.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return inst, nil
+	return inst, logFile, nil
 }

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestServeLifecycle runs the real binary: it starts DynamoDB Local, serves
+// the API, stops both on SIGTERM, and keeps data across a restart.
+func TestServeLifecycle(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "stampede")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	dataDir := t.TempDir()
+
+	base, health, stop := startServer(t, bin, dataDir)
+	put := request(t, "PUT", base+"/v1/projects/ml/domains/dev/cache/models%2Fresnet", `{"output_uri":"s3://bucket/resnet"}`)
+	if put.StatusCode != 201 {
+		t.Fatalf("put: %d", put.StatusCode)
+	}
+	if code := stop(syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit code after SIGTERM = %d", code)
+	}
+	// DynamoDB Local went down with the server.
+	if resp, err := http.Get(health["dynamodb_endpoint"]); err == nil {
+		resp.Body.Close()
+		t.Fatalf("DynamoDB Local still answers at %s", health["dynamodb_endpoint"])
+	}
+
+	base, _, stop = startServer(t, bin, dataDir)
+	get := request(t, "GET", base+"/v1/projects/ml/domains/dev/cache/models/resnet", "")
+	body, _ := io.ReadAll(get.Body)
+	if get.StatusCode != 200 || !strings.Contains(string(body), `"output_uri":"s3://bucket/resnet"`) {
+		t.Fatalf("after restart: %d %s", get.StatusCode, body)
+	}
+	if code := stop(syscall.SIGINT); code != 0 {
+		t.Fatalf("exit code after SIGINT = %d", code)
+	}
+}
+
+func startServer(t *testing.T, bin, dataDir string) (string, map[string]string, func(os.Signal) int) {
+	t.Helper()
+	ready := filepath.Join(t.TempDir(), "ready")
+	cmd := exec.Command(bin, "serve", "-addr", "127.0.0.1:0", "-data-dir", dataDir, "-ready-file", ready)
+	cmd.Env = append(os.Environ(), "STAMPEDE_DYNAMODB_ENDPOINT=", "AWS_ENDPOINT_URL_DYNAMODB=")
+	logs := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+	deadline := time.Now().Add(90 * time.Second)
+	var addr []byte
+	for {
+		var err error
+		if addr, err = os.ReadFile(ready); err == nil && len(addr) > 0 {
+			break
+		}
+		select {
+		case <-done:
+			t.Fatalf("server exited early:\n%s", logs)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server not ready:\n%s", logs)
+		}
+	}
+	base := "http://" + string(addr)
+	resp := request(t, "GET", base+"/healthz", "")
+	var health map[string]string
+	if err := json.NewDecoder(resp.Body).Decode(&health); err != nil || resp.StatusCode != 200 || health["status"] != "ok" {
+		t.Fatalf("healthz: %d %v %v", resp.StatusCode, health, err)
+	}
+	stop := func(sig os.Signal) int {
+		_ = cmd.Process.Signal(sig)
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("server did not stop on %v:\n%s", sig, logs)
+		}
+		if !strings.Contains(logs.String(), "stopping DynamoDB Local") {
+			t.Errorf("no orderly shutdown in logs:\n%s", logs)
+		}
+		return cmd.ProcessState.ExitCode()
+	}
+	return base, health, stop
+}
+
+func request(t *testing.T, method, url, body string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
