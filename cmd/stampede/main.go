@@ -22,6 +22,13 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"serve": {"run the local API backed by DynamoDB Local", runServe},
+		// Client commands: see docs/cli.md.
+		"get":     {"print a key's cached entry", runGet},
+		"put":     {"store where a key's output lives", runPut},
+		"delete":  {"delete a key's cached entry", runDelete},
+		"reserve": {"acquire or extend a key's reservation", runReserve},
+		"release": {"release a key's reservation", runRelease},
+		"run":     {"run a command once across machines, memoized under a key", runRun},
 	}
 }
 

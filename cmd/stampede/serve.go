@@ -17,9 +17,13 @@ import (
 	"github.com/stampede-cache/stampede/internal/config"
 	"github.com/stampede-cache/stampede/internal/dynamolocal"
 	"github.com/stampede-cache/stampede/internal/dynamostore"
-	"github.com/stampede-cache/stampede/internal/manager"
+	"github.com/stampede-cache/stampede/internal/locals3"
 	"github.com/stampede-cache/stampede/internal/transport"
 )
+
+// defaultLocalBucket is the managed bucket the local server creates when
+// STAMPEDE_MANAGED_BUCKETS is unset.
+const defaultLocalBucket = "stampede-outputs"
 
 // serveOptions configure the local server.
 type serveOptions struct {
@@ -94,6 +98,20 @@ func serve(ctx context.Context, opts serveOptions, log *slog.Logger) error {
 	}
 	cfg.Table = opts.table
 	cfg.DynamoDBEndpoint = endpoint
+	if len(cfg.Manager.ManagedBuckets) == 0 {
+		cfg.Manager.ManagedBuckets = []string{defaultLocalBucket}
+	}
+	if cfg.S3Endpoint == "" {
+		cfg.S3Endpoint = os.Getenv("AWS_ENDPOINT_URL_S3")
+	}
+	if cfg.S3Endpoint == "" {
+		s3srv, err := locals3.Start(filepath.Join(opts.dataDir, "s3.db"), cfg.Manager.ManagedBuckets)
+		if err != nil {
+			return err
+		}
+		defer s3srv.Close()
+		cfg.S3Endpoint = s3srv.Endpoint
+	}
 	db, err := config.DynamoDB(ctx, cfg)
 	if err != nil {
 		return err
@@ -103,12 +121,18 @@ func serve(ctx context.Context, opts serveOptions, log *slog.Logger) error {
 	if err := dynamostore.EnsureTable(setupCtx, db, cfg.Table); err != nil {
 		return err
 	}
-	mgr, err := manager.New(dynamostore.New(db, cfg.Table), cfg.Manager)
+	mgr, err := config.Manager(ctx, cfg)
 	if err != nil {
 		return err
 	}
 
-	health, err := json.Marshal(map[string]string{"status": "ok", "dynamodb_endpoint": endpoint, "table": cfg.Table})
+	health, err := json.Marshal(map[string]any{
+		"status":            "ok",
+		"dynamodb_endpoint": endpoint,
+		"table":             cfg.Table,
+		"s3_endpoint":       cfg.S3Endpoint,
+		"managed_buckets":   cfg.Manager.ManagedBuckets,
+	})
 	if err != nil {
 		return err
 	}

@@ -32,7 +32,7 @@ func TestServeLifecycle(t *testing.T) {
 		t.Fatalf("exit code after SIGTERM = %d", code)
 	}
 	// DynamoDB Local went down with the server.
-	if resp, err := http.Get(health["dynamodb_endpoint"]); err == nil {
+	if resp, err := http.Get(health["dynamodb_endpoint"].(string)); err == nil {
 		resp.Body.Close()
 		t.Fatalf("DynamoDB Local still answers at %s", health["dynamodb_endpoint"])
 	}
@@ -48,7 +48,7 @@ func TestServeLifecycle(t *testing.T) {
 	}
 }
 
-func startServer(t *testing.T, bin, dataDir string) (string, map[string]string, func(os.Signal) int) {
+func startServer(t *testing.T, bin, dataDir string) (string, map[string]any, func(os.Signal) int) {
 	t.Helper()
 	ready := filepath.Join(t.TempDir(), "ready")
 	cmd := exec.Command(bin, "serve", "-addr", "127.0.0.1:0", "-data-dir", dataDir, "-ready-file", ready)
@@ -82,8 +82,8 @@ func startServer(t *testing.T, bin, dataDir string) (string, map[string]string, 
 	}
 	base := "http://" + string(addr)
 	resp := request(t, "GET", base+"/healthz", "")
-	var health map[string]string
-	if err := json.NewDecoder(resp.Body).Decode(&health); err != nil || resp.StatusCode != 200 || health["status"] != "ok" {
+	var health map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&health); err != nil || resp.StatusCode != 200 || health["status"] != "ok" || health["s3_endpoint"] == "" {
 		t.Fatalf("healthz: %d %v %v", resp.StatusCode, health, err)
 	}
 	stop := func(sig os.Signal) int {

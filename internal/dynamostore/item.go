@@ -8,32 +8,60 @@ import (
 	"github.com/stampede-cache/stampede/internal/manager"
 )
 
-// Attribute names. The table's key is (pk, sk); ttl is the TTL attribute,
-// used only for garbage collection: expiry is decided in conditions.
+// One item per (project, domain, key) holds both the cache entry and the
+// reservation, so that a fenced put (check the reservation, write the entry,
+// release) is a single conditional UpdateItem that also returns the merged
+// entry, where two items would need a TransactWriteItems that returns
+// nothing and costs twice the write capacity.
+//
+// The table's key is (pk, sk); ttl is the TTL attribute, used only for
+// garbage collection: expiry is always decided in conditions.
 const (
-	attrPK            = "pk"
-	attrSK            = "sk"
-	attrTTL           = "ttl"
-	attrProject       = "project"
-	attrDomain        = "domain"
-	attrKey           = "key"
+	attrPK      = "pk"
+	attrSK      = "sk"
+	attrTTL     = "ttl"
+	attrProject = "project"
+	attrDomain  = "domain"
+	attrKey     = "key"
+
+	// The entry's attributes. An item holds an entry iff output_uri exists.
 	attrOutputURI     = "output_uri"
 	attrMetadata      = "metadata"
 	attrCreatedAt     = "created_at"
 	attrLastUpdatedAt = "last_updated_at"
 	attrVersion       = "version"
 	attrExpiresAt     = "expires_at"
+	// attrPin holds the ttl of an entry that never expires. Reservation
+	// writes set ttl = if_not_exists(pin, their own): they can never make
+	// such an entry collectable, and otherwise keep their record alive.
+	attrPin = "pin"
+
+	// The reservation's attributes. A key is reserved iff owner_id exists and
+	// reserved_until is in the future. fence survives releases.
 	attrOwnerID       = "owner_id"
 	attrHeartbeatMS   = "heartbeat_ms"
+	attrReservedUntil = "reserved_until"
 	attrFence         = "fence"
 	// attrHolder is a one-key map {holderKey(owner_id): 0}. Reserve adds
-	// if_not_exists(holder.<key>, 1) to the fence: 0 when the caller
-	// already holds the key (an extension keeps its fence), 1 otherwise.
+	// if_not_exists(holder.<key>, 1) to the fence: 0 when the caller already
+	// holds the key (an extension keeps its fence), 1 otherwise.
 	attrHolder = "holder"
 
-	sortKeyEntry       = "entry"
-	sortKeyReservation = "reservation"
+	sortKeyItem = "cache"
+
+	// neverTTL is a ttl far in the future (9999-12-31): never collected.
+	neverTTL = 253402300799
 )
+
+// entryAttrs are the attributes a delete removes and a get reads.
+func entryAttrs() []string {
+	return []string{attrOutputURI, attrMetadata, attrCreatedAt, attrLastUpdatedAt, attrVersion, attrExpiresAt}
+}
+
+// reservationAttrs are the attributes a release removes (fence stays).
+func reservationAttrs() []string {
+	return []string{attrOwnerID, attrHeartbeatMS, attrReservedUntil, attrHolder}
+}
 
 // partitionKey encodes an ID injectively: project and domain cannot contain
 // '/', so the first two separators are unambiguous and the key may contain
@@ -49,20 +77,24 @@ func holderKey(ownerID string) string {
 	return "o" + hex.EncodeToString(sum[:16])
 }
 
-// entryItem is the stored form of a cache entry. Times are epoch
-// milliseconds so conditions can compare them; ttl is epoch seconds.
-type entryItem struct {
-	PK            string       `dynamodbav:"pk"`
-	SK            string       `dynamodbav:"sk"`
-	Project       string       `dynamodbav:"project"`
-	Domain        string       `dynamodbav:"domain"`
-	Key           string       `dynamodbav:"key"`
-	OutputURI     string       `dynamodbav:"output_uri"`
+// record is an item as stored. Times are epoch milliseconds so conditions
+// can compare them with the manager's clock.
+type record struct {
+	Project string `dynamodbav:"project"`
+	Domain  string `dynamodbav:"domain"`
+	Key     string `dynamodbav:"key"`
+
+	OutputURI     *string      `dynamodbav:"output_uri"`
 	Metadata      metadataItem `dynamodbav:"metadata"`
 	CreatedAt     int64        `dynamodbav:"created_at"`
 	LastUpdatedAt int64        `dynamodbav:"last_updated_at"`
 	Version       int64        `dynamodbav:"version"`
-	ExpiresAt     *int64       `dynamodbav:"expires_at,omitempty"`
+	ExpiresAt     *int64       `dynamodbav:"expires_at"`
+
+	OwnerID       *string `dynamodbav:"owner_id"`
+	HeartbeatMS   int64   `dynamodbav:"heartbeat_ms"`
+	ReservedUntil int64   `dynamodbav:"reserved_until"`
+	Fence         int64   `dynamodbav:"fence"`
 }
 
 type metadataItem struct {
@@ -77,23 +109,45 @@ type sourceItem struct {
 	Version string `dynamodbav:"version,omitempty"`
 }
 
-func (it *entryItem) entry() *manager.Entry {
-	e := &manager.Entry{
-		ID:            manager.ID{Project: it.Project, Domain: it.Domain, Key: it.Key},
-		OutputURI:     it.OutputURI,
-		Metadata:      manager.Metadata{Labels: it.Metadata.Labels},
-		CreatedAt:     fromMillis(it.CreatedAt),
-		LastUpdatedAt: fromMillis(it.LastUpdatedAt),
-		Version:       it.Version,
+func (r *record) id() manager.ID {
+	return manager.ID{Project: r.Project, Domain: r.Domain, Key: r.Key}
+}
+
+// entry returns the item's entry, or nil when it holds none.
+func (r *record) entry() *manager.Entry {
+	if r.OutputURI == nil {
+		return nil
 	}
-	if s := it.Metadata.Source; s != nil {
+	e := &manager.Entry{
+		ID:            r.id(),
+		OutputURI:     *r.OutputURI,
+		Metadata:      manager.Metadata{Labels: r.Metadata.Labels},
+		CreatedAt:     fromMillis(r.CreatedAt),
+		LastUpdatedAt: fromMillis(r.LastUpdatedAt),
+		Version:       r.Version,
+	}
+	if s := r.Metadata.Source; s != nil {
 		e.Metadata.Source = &manager.Source{Project: s.Project, Domain: s.Domain, Name: s.Name, Version: s.Version}
 	}
-	if it.ExpiresAt != nil {
-		t := fromMillis(*it.ExpiresAt)
+	if r.ExpiresAt != nil {
+		t := fromMillis(*r.ExpiresAt)
 		e.ExpiresAt = &t
 	}
 	return e
+}
+
+// reservation returns the item's reservation (live or expired), or nil.
+func (r *record) reservation() *manager.Reservation {
+	if r.OwnerID == nil {
+		return nil
+	}
+	return &manager.Reservation{
+		ID:                r.id(),
+		OwnerID:           *r.OwnerID,
+		HeartbeatInterval: time.Duration(r.HeartbeatMS) * time.Millisecond,
+		ExpiresAt:         fromMillis(r.ReservedUntil),
+		Fence:             r.Fence,
+	}
 }
 
 func metadataToItem(md manager.Metadata) metadataItem {
@@ -104,31 +158,9 @@ func metadataToItem(md manager.Metadata) metadataItem {
 	return out
 }
 
-// reservationItem is the stored form of a reservation. A released record
-// keeps only its fence (and key attributes) until TTL collects it.
-type reservationItem struct {
-	Project     string `dynamodbav:"project"`
-	Domain      string `dynamodbav:"domain"`
-	Key         string `dynamodbav:"key"`
-	OwnerID     string `dynamodbav:"owner_id"`
-	HeartbeatMS int64  `dynamodbav:"heartbeat_ms"`
-	ExpiresAt   int64  `dynamodbav:"expires_at"`
-	Fence       int64  `dynamodbav:"fence"`
-}
-
-func (it *reservationItem) reservation() manager.Reservation {
-	return manager.Reservation{
-		ID:                manager.ID{Project: it.Project, Domain: it.Domain, Key: it.Key},
-		OwnerID:           it.OwnerID,
-		HeartbeatInterval: time.Duration(it.HeartbeatMS) * time.Millisecond,
-		ExpiresAt:         fromMillis(it.ExpiresAt),
-		Fence:             it.Fence,
-	}
-}
-
 func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
 
-// ttlSeconds rounds up, so TTL never collects an item before its expiry.
+// ttlSeconds rounds up, so TTL never collects an item before t.
 func ttlSeconds(t time.Time) int64 {
 	return (t.UnixMilli() + 999) / 1000
 }

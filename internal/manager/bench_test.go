@@ -39,12 +39,12 @@ func BenchmarkOperations(b *testing.B) {
 		name string
 		op   func(i int) error
 	}{
-		{"get/hit", func(int) error { _, err := mgr.Get(ctx, id("hot")); return err }},
-		{"get/miss", func(int) error { _, err := mgr.Get(ctx, id("cold")); return ignore(err, manager.CodeNotFound) }},
+		{"get/hit", func(int) error { _, err := mgr.Get(ctx, id("hot"), manager.GetOptions{}); return err }},
+		{"get/miss", func(int) error { _, err := mgr.Get(ctx, id("cold"), manager.GetOptions{}); return ignore(err, manager.CodeNotFound) }},
 		{"put/create", func(i int) error { _, err := mgr.Put(ctx, id("new-"+strconv.Itoa(i)), put); return err }},
 		{"put/overwrite", func(int) error { _, err := mgr.Put(ctx, id("hot"), overwrite); return err }},
 		{"put/conflict", func(int) error { _, err := mgr.Put(ctx, id("hot"), put); return ignore(err, manager.CodeAlreadyExists) }},
-		{"delete", func(i int) error { _, err := mgr.Delete(ctx, id("new-"+strconv.Itoa(i))); return err }},
+		{"delete", func(i int) error { _, err := mgr.Delete(ctx, id("new-"+strconv.Itoa(i)), manager.DeleteRequest{}); return err }},
 		{"reserve/acquire", func(i int) error {
 			_, err := mgr.Reserve(ctx, id("r-"+strconv.Itoa(i)), manager.ReserveRequest{OwnerID: "w"})
 			return err

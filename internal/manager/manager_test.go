@@ -50,7 +50,7 @@ func wantCode(t *testing.T, err error, code string) *manager.Error {
 func TestGetMissAndHit(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	_, err := f.mgr.Get(ctx, id("k"))
+	_, err := f.mgr.Get(ctx, id("k"), manager.GetOptions{})
 	wantCode(t, err, manager.CodeNotFound)
 
 	put, err := f.mgr.Put(ctx, id("k"), manager.PutRequest{
@@ -63,10 +63,11 @@ func TestGetMissAndHit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := f.mgr.Get(ctx, id("k"))
+	res, err := f.mgr.Get(ctx, id("k"), manager.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	got := res.Entry
 	if got.OutputURI != "s3://bucket/out/k" || got.Version != 1 || got.Metadata.Labels["team"] != "ml" ||
 		got.Metadata.Source.Name != "train" || !got.CreatedAt.Equal(epoch) || got.ID != id("k") {
 		t.Fatalf("got %+v", got)
@@ -83,11 +84,11 @@ func TestExpiredEntryIsAMissAndReplaceable(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.clock.Advance(59*time.Second + 999*time.Millisecond)
-	if _, err := f.mgr.Get(ctx, id("k")); err != nil {
+	if _, err := f.mgr.Get(ctx, id("k"), manager.GetOptions{}); err != nil {
 		t.Fatalf("1ms before expiry: %v", err)
 	}
 	f.clock.Advance(time.Millisecond)
-	_, err := f.mgr.Get(ctx, id("k"))
+	_, err := f.mgr.Get(ctx, id("k"), manager.GetOptions{})
 	wantCode(t, err, manager.CodeNotFound)
 
 	// DynamoDB Local never sweeps TTL, like DynamoDB for hours: the condition
@@ -99,8 +100,8 @@ func TestExpiredEntryIsAMissAndReplaceable(t *testing.T) {
 	if !res.Created || res.Entry.ExpiresAt != nil || res.Entry.Version != 2 {
 		t.Fatalf("put over expired: %+v", res)
 	}
-	if deleted, err := f.mgr.Delete(ctx, id("k")); err != nil || !deleted {
-		t.Fatalf("delete = %v, %v", deleted, err)
+	if d, err := f.mgr.Delete(ctx, id("k"), manager.DeleteRequest{}); err != nil || !d.Deleted {
+		t.Fatalf("delete = %+v, %v", d, err)
 	}
 }
 
@@ -127,10 +128,11 @@ func TestPutConflictOverwriteAndMerge(t *testing.T) {
 		!second.Entry.LastUpdatedAt.Equal(epoch.Add(time.Minute)) {
 		t.Fatalf("overwrite = %+v", second)
 	}
-	got, err := f.mgr.Get(ctx, id("k"))
+	res, err := f.mgr.Get(ctx, id("k"), manager.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	got := res.Entry
 	if got.OutputURI != "s3://bucket/2" || !got.CreatedAt.Equal(epoch) || got.Version != 2 {
 		t.Fatalf("stored = %+v", got)
 	}
@@ -187,19 +189,19 @@ func TestConcurrentPutsWithoutOverwriteHaveOneWinner(t *testing.T) {
 func TestDeleteIsIdempotent(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	if deleted, err := f.mgr.Delete(ctx, id("k")); err != nil || deleted {
-		t.Fatalf("delete of nothing = %v, %v", deleted, err)
+	if d, err := f.mgr.Delete(ctx, id("k"), manager.DeleteRequest{}); err != nil || d.Deleted {
+		t.Fatalf("delete of nothing = %+v, %v", d, err)
 	}
 	if _, err := f.mgr.Put(ctx, id("k"), manager.PutRequest{OutputURI: "s3://bucket/1"}); err != nil {
 		t.Fatal(err)
 	}
-	if deleted, err := f.mgr.Delete(ctx, id("k")); err != nil || !deleted {
-		t.Fatalf("delete = %v, %v", deleted, err)
+	if d, err := f.mgr.Delete(ctx, id("k"), manager.DeleteRequest{}); err != nil || !d.Deleted {
+		t.Fatalf("delete = %+v, %v", d, err)
 	}
-	if deleted, err := f.mgr.Delete(ctx, id("k")); err != nil || deleted {
-		t.Fatalf("second delete = %v, %v", deleted, err)
+	if d, err := f.mgr.Delete(ctx, id("k"), manager.DeleteRequest{}); err != nil || d.Deleted {
+		t.Fatalf("second delete = %+v, %v", d, err)
 	}
-	_, err := f.mgr.Get(ctx, id("k"))
+	_, err := f.mgr.Get(ctx, id("k"), manager.GetOptions{})
 	wantCode(t, err, manager.CodeNotFound)
 }
 
@@ -221,10 +223,11 @@ func TestScopesNeverCollide(t *testing.T) {
 		}
 	}
 	for i, x := range ids {
-		got, err := f.mgr.Get(ctx, x)
+		res, err := f.mgr.Get(ctx, x, manager.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
+		got := res.Entry
 		if want := "s3://bucket/" + string(rune('0'+i)); got.OutputURI != want || got.ID != x || got.Version != 1 {
 			t.Fatalf("%+v read %+v, want %s", x, got, want)
 		}
@@ -408,12 +411,12 @@ func TestEveryOperationIsOneRequest(t *testing.T) {
 		name string
 		run  func() error
 	}{
-		{"get miss", func() error { _, err := f.mgr.Get(ctx, id("k")); return ignore(err, manager.CodeNotFound) }},
+		{"get miss", func() error { _, err := f.mgr.Get(ctx, id("k"), manager.GetOptions{}); return ignore(err, manager.CodeNotFound) }},
 		{"put create", func() error {
 			_, err := f.mgr.Put(ctx, id("k"), manager.PutRequest{OutputURI: "s3://bucket/k"})
 			return err
 		}},
-		{"get hit", func() error { _, err := f.mgr.Get(ctx, id("k")); return err }},
+		{"get hit", func() error { _, err := f.mgr.Get(ctx, id("k"), manager.GetOptions{}); return err }},
 		{"put conflict", func() error {
 			_, err := f.mgr.Put(ctx, id("k"), manager.PutRequest{OutputURI: "s3://bucket/k"})
 			return ignore(err, manager.CodeAlreadyExists)
@@ -422,8 +425,8 @@ func TestEveryOperationIsOneRequest(t *testing.T) {
 			_, err := f.mgr.Put(ctx, id("k"), manager.PutRequest{OutputURI: "s3://bucket/k", Overwrite: true})
 			return err
 		}},
-		{"delete hit", func() error { _, err := f.mgr.Delete(ctx, id("k")); return err }},
-		{"delete miss", func() error { _, err := f.mgr.Delete(ctx, id("k")); return err }},
+		{"delete hit", func() error { _, err := f.mgr.Delete(ctx, id("k"), manager.DeleteRequest{}); return err }},
+		{"delete miss", func() error { _, err := f.mgr.Delete(ctx, id("k"), manager.DeleteRequest{}); return err }},
 		{"reserve acquire", func() error { _, err := f.mgr.Reserve(ctx, id("k"), manager.ReserveRequest{OwnerID: "a"}); return err }},
 		{"reserve extend", func() error { _, err := f.mgr.Reserve(ctx, id("k"), manager.ReserveRequest{OwnerID: "a"}); return err }},
 		{"reserve contended", func() error { _, err := f.mgr.Reserve(ctx, id("k"), manager.ReserveRequest{OwnerID: "b"}); return err }},
@@ -442,7 +445,7 @@ func TestEveryOperationIsOneRequest(t *testing.T) {
 	}
 	// Invalid input is refused before any request.
 	f.counter.Reset()
-	_, err := f.mgr.Get(ctx, manager.ID{Project: "Bad", Domain: "dev", Key: "k"})
+	_, err := f.mgr.Get(ctx, manager.ID{Project: "Bad", Domain: "dev", Key: "k"}, manager.GetOptions{})
 	wantCode(t, err, manager.CodeInvalidArgument)
 	if n := f.counter.Total(); n != 0 {
 		t.Errorf("invalid get sent %d requests", n)

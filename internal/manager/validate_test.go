@@ -66,8 +66,8 @@ func TestWeirdKeysAreAccepted(t *testing.T) {
 		if _, err := f.mgr.Put(ctx, id(key), manager.PutRequest{OutputURI: "s3://bucket/x"}); err != nil {
 			t.Fatalf("put %q: %v", key, err)
 		}
-		got, err := f.mgr.Get(ctx, id(key))
-		if err != nil || got.Key != key {
+		got, err := f.mgr.Get(ctx, id(key), manager.GetOptions{})
+		if err != nil || got.Entry.Key != key {
 			t.Fatalf("get %q = %+v, %v", key, got, err)
 		}
 	}

@@ -14,10 +14,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/stampede-cache/stampede/internal/dynamolocal"
 	"github.com/stampede-cache/stampede/internal/dynamostore"
+	"github.com/stampede-cache/stampede/internal/locals3"
 )
 
 // endpointEnv carries the running instance's endpoint from Main to tests.
@@ -142,3 +144,20 @@ func (c *Clock) Now() time.Time { return time.Unix(0, c.now.Load()).UTC() }
 
 // Advance moves the clock forward by d.
 func (c *Clock) Advance(d time.Duration) { c.now.Add(int64(d)) }
+
+// S3 starts an in-memory S3-compatible server with the buckets created and
+// returns a path-style client for it, with optFns applied.
+func S3(tb testing.TB, buckets []string, optFns ...func(*s3.Options)) *s3.Client {
+	tb.Helper()
+	srv, err := locals3.Start("", buckets)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = srv.Close() })
+	return s3.New(s3.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(srv.Endpoint),
+		UsePathStyle: true,
+		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
+	}, optFns...)
+}

@@ -13,8 +13,6 @@ import (
 	"github.com/stampede-cache/stampede/internal/manager"
 )
 
-var jsonHeaders = map[string]string{"Content-Type": "application/json"}
-
 // HandleHTTPAPI serves an API Gateway HTTP API (payload format 2.0) event.
 func (h *Handler) HandleHTTPAPI(ctx context.Context, ev events.APIGatewayV2HTTPRequest) events.APIGatewayV2HTTPResponse {
 	method := ev.RequestContext.HTTP.Method
@@ -23,7 +21,12 @@ func (h *Handler) HandleHTTPAPI(ctx context.Context, ev events.APIGatewayV2HTTPR
 		method, template = m, t
 	}
 	query, qerr := url.ParseQuery(ev.RawQueryString)
+	header := make(http.Header, len(ev.Headers))
+	for k, v := range ev.Headers {
+		header.Set(k, v)
+	}
 	r := h.route(ctx, routeInput{
+		header:   header,
 		method:   method,
 		template: template,
 		params:   ev.PathParameters,
@@ -36,7 +39,7 @@ func (h *Handler) HandleHTTPAPI(ctx context.Context, ev events.APIGatewayV2HTTPR
 		base64:  ev.IsBase64Encoded,
 	})
 	status, body := responseBody(r)
-	return events.APIGatewayV2HTTPResponse{StatusCode: status, Headers: jsonHeaders, Body: string(body)}
+	return events.APIGatewayV2HTTPResponse{StatusCode: status, Headers: responseHeaders(r), Body: string(body)}
 }
 
 // HandleREST serves an API Gateway REST API (payload format 1.0) proxy event.
@@ -53,7 +56,15 @@ func (h *Handler) HandleREST(ctx context.Context, ev events.APIGatewayProxyReque
 	for k, v := range ev.PathParameters {
 		params[k] = v
 	}
+	header := make(http.Header, len(ev.Headers))
+	for k, v := range ev.Headers {
+		header.Set(k, v)
+	}
+	for k, vs := range ev.MultiValueHeaders {
+		header[http.CanonicalHeaderKey(k)] = vs
+	}
 	r := h.route(ctx, routeInput{
+		header:   header,
 		method:   ev.HTTPMethod,
 		template: ev.Resource,
 		params:   params,
@@ -64,13 +75,24 @@ func (h *Handler) HandleREST(ctx context.Context, ev events.APIGatewayProxyReque
 		base64:   ev.IsBase64Encoded,
 	})
 	status, body := responseBody(r)
-	return events.APIGatewayProxyResponse{StatusCode: status, Headers: jsonHeaders, Body: string(body)}
+	return events.APIGatewayProxyResponse{StatusCode: status, Headers: responseHeaders(r), Body: string(body)}
+}
+
+// responseHeaders are Content-Type plus the operation's own headers.
+func responseHeaders(r result) map[string]string {
+	h := map[string]string{"Content-Type": "application/json"}
+	if r.err == nil {
+		for k, v := range r.header {
+			h[k] = v
+		}
+	}
+	return h
 }
 
 func (h *Handler) invokeHTTPAPI(ctx context.Context, payload json.RawMessage) any {
 	var ev events.APIGatewayV2HTTPRequest
 	if err := json.Unmarshal(payload, &ev); err != nil {
-		return events.APIGatewayV2HTTPResponse{StatusCode: http.StatusBadRequest, Headers: jsonHeaders,
+		return events.APIGatewayV2HTTPResponse{StatusCode: http.StatusBadRequest, Headers: responseHeaders(result{}),
 			Body: mustErrorBody(manager.Errorf(manager.CodeInvalidArgument, "body: malformed API Gateway event"))}
 	}
 	return h.HandleHTTPAPI(ctx, ev)
@@ -79,7 +101,7 @@ func (h *Handler) invokeHTTPAPI(ctx context.Context, payload json.RawMessage) an
 func (h *Handler) invokeREST(ctx context.Context, payload json.RawMessage) any {
 	var ev events.APIGatewayProxyRequest
 	if err := json.Unmarshal(payload, &ev); err != nil {
-		return events.APIGatewayProxyResponse{StatusCode: http.StatusBadRequest, Headers: jsonHeaders,
+		return events.APIGatewayProxyResponse{StatusCode: http.StatusBadRequest, Headers: responseHeaders(result{}),
 			Body: mustErrorBody(manager.Errorf(manager.CodeInvalidArgument, "body: malformed API Gateway event"))}
 	}
 	return h.HandleREST(ctx, ev)
@@ -92,6 +114,7 @@ func mustErrorBody(err error) string {
 
 // routeInput is an API Gateway request, either payload version.
 type routeInput struct {
+	header   http.Header
 	method   string
 	template string
 	params   map[string]string
@@ -124,7 +147,7 @@ func (h *Handler) route(ctx context.Context, in routeInput) result {
 		if len(body) > MaxBodyBytes {
 			return failure(manager.Errorf(manager.CodePayloadTooLarge, "body: larger than %d bytes", MaxBodyBytes))
 		}
-		return h.httpCall(ctx, op, id, in.query, body)
+		return h.httpCall(ctx, op, id, in.query, in.header, body)
 	})
 }
 

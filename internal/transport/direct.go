@@ -63,17 +63,27 @@ func (h *Handler) Direct(ctx context.Context, payload json.RawMessage) (any, err
 func (h *Handler) direct(ctx context.Context, payload json.RawMessage) result {
 	switch h.only {
 	case OpGet:
-		var in target
-		return runDirect(payload, &in, in.id, func(id manager.ID) result { return h.get(ctx, id) })
+		var in struct {
+			target
+			getParams
+		}
+		return runDirect(payload, &in, in.id, func(id manager.ID) result { return h.get(ctx, id, in.getParams, "") })
 	case OpPut:
 		var in struct {
 			target
 			putBody
+			IfVersion *int64 `json:"if_version"`
 		}
-		return runDirect(payload, &in, in.id, func(id manager.ID) result { return h.put(ctx, id, in.putBody) })
+		return runDirect(payload, &in, in.id, func(id manager.ID) result { return h.put(ctx, id, in.putBody, in.IfVersion) })
 	case OpDelete:
-		var in target
-		return runDirect(payload, &in, in.id, func(id manager.ID) result { return h.delete(ctx, id) })
+		var in struct {
+			target
+			IfVersion  *int64 `json:"if_version"`
+			DeleteBlob *bool  `json:"delete_blob"`
+		}
+		return runDirect(payload, &in, in.id, func(id manager.ID) result {
+			return h.delete(ctx, id, manager.DeleteRequest{IfVersion: in.IfVersion, DeleteBlob: isTrue(in.DeleteBlob)})
+		})
 	case OpReserve:
 		var in struct {
 			target

@@ -95,6 +95,10 @@ func (h *Handler) logRequest(ctx context.Context, op Op, r result, elapsed time.
 		slog.Int("status", status),
 		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 	}
+	if r.warning != nil {
+		level = slog.LevelWarn
+		attrs = append(attrs, slog.String("warning", r.warning.Error()))
+	}
 	if r.err != nil {
 		attrs = append(attrs, slog.String("code", manager.ErrorCode(r.err)))
 		if status >= 500 {
@@ -138,6 +142,9 @@ func httpStatus(code string) int {
 // responseBody returns the JSON body and status of an HTTP response.
 func responseBody(r result) (int, []byte) {
 	status, body := r.status, r.body
+	if r.noBody && r.err == nil {
+		return status, nil
+	}
 	if r.err != nil {
 		status, body = statusOf(r), toErrorJSON(r.err)
 	}

@@ -34,6 +34,20 @@ type putBody struct {
 	Overwrite     *bool         `json:"overwrite"`
 	MaxAgeSeconds *int64        `json:"max_age_seconds"`
 	TTLSeconds    *int64        `json:"ttl_seconds"`
+	OwnerID       *string       `json:"owner_id"`
+	Fence         *int64        `json:"fence"`
+	Release       *bool         `json:"release"`
+	DeleteBlob    *bool         `json:"delete_blob"`
+	VerifyOutput  *bool         `json:"verify_output"`
+}
+
+// getParams are a get's read options: query parameters over HTTP, fields
+// of the payload in a direct invocation.
+type getParams struct {
+	Consistency    *string `json:"consistency"`
+	MinVersion     *int64  `json:"min_version"`
+	MaxStalenessMS *int64  `json:"max_staleness_ms"`
+	Verify         *bool   `json:"verify"`
 }
 
 type reserveBody struct {
@@ -80,10 +94,13 @@ type reservationJSON struct {
 type getResultJSON struct {
 	Found bool       `json:"found"`
 	Entry *entryJSON `json:"entry,omitempty"`
+	Read  string     `json:"read"`
 }
 
 type deleteResultJSON struct {
 	Deleted bool `json:"deleted"`
+	// OutputDeleted is present when delete_blob was asked for.
+	OutputDeleted *bool `json:"output_deleted,omitempty"`
 }
 
 type reserveResultJSON struct {

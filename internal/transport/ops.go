@@ -5,6 +5,9 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/stampede-cache/stampede/internal/manager"
 )
@@ -13,66 +16,157 @@ import (
 // Gateway or a direct invocation.
 type result struct {
 	status int
-	// body is the HTTP response body.
-	body any
+	// body is the HTTP response body; nil with noBody (304).
+	body   any
+	noBody bool
+	// header holds response headers beyond Content-Type.
+	header map[string]string
 	// direct, when set, is the direct-invocation response instead of body.
 	direct any
 	// outcome names what happened, for logs and metrics.
 	outcome string
 	// err, when set, is the failure; status and body derive from it.
 	err error
+	// warning is a failure after the operation succeeded (an output object
+	// that could not be deleted): logged, not returned as an error.
+	warning error
 }
 
 func failure(err error) result { return result{err: err} }
 
-func (h *Handler) get(ctx context.Context, id manager.ID) result {
-	e, err := h.mgr.Get(ctx, id)
+// etag is an entry version as an HTTP entity tag.
+func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
+
+// getOptions checks a get's read options.
+func (p getParams) options() (manager.GetOptions, error) {
+	var opts manager.GetOptions
+	strong := false
+	if p.Consistency != nil {
+		switch *p.Consistency {
+		case "strong":
+			strong = true
+		case "eventual":
+			opts.Eventual = true
+		default:
+			return opts, manager.Errorf(manager.CodeInvalidArgument, "consistency: must be strong or eventual")
+		}
+	}
+	if p.MinVersion != nil {
+		if *p.MinVersion < 1 {
+			return opts, manager.Errorf(manager.CodeInvalidArgument, "min_version: must be at least 1")
+		}
+		opts.MinVersion = *p.MinVersion
+	}
+	if p.MaxStalenessMS != nil {
+		if strong {
+			return opts, manager.Errorf(manager.CodeInvalidArgument, "max_staleness_ms: not allowed with consistency=strong")
+		}
+		if *p.MaxStalenessMS < 1 || *p.MaxStalenessMS > manager.MaxStaleness.Milliseconds() {
+			return opts, manager.Errorf(manager.CodeInvalidArgument, "max_staleness_ms: must be from 1 to %d", manager.MaxStaleness.Milliseconds())
+		}
+		opts.MaxStaleness = time.Duration(*p.MaxStalenessMS) * time.Millisecond
+	}
+	opts.Verify = p.Verify != nil && *p.Verify
+	return opts, nil
+}
+
+func (h *Handler) get(ctx context.Context, id manager.ID, p getParams, ifNoneMatch string) result {
+	opts, err := p.options()
+	if err != nil {
+		return failure(err)
+	}
+	res, err := h.mgr.Get(ctx, id, opts)
+	header := map[string]string{"Stampede-Read": string(res.Read)}
 	if manager.ErrorCode(err) == manager.CodeNotFound {
 		// A Step Functions Choice state branches on found; no Catch needed.
-		return result{status: http.StatusNotFound, body: toErrorJSON(err), direct: getResultJSON{Found: false}, outcome: "miss"}
+		return result{status: http.StatusNotFound, body: toErrorJSON(err), header: header,
+			direct: getResultJSON{Found: false, Read: string(res.Read)}, outcome: "miss"}
 	}
 	if err != nil {
 		return failure(err)
 	}
-	entry := toEntryJSON(e)
-	return result{status: http.StatusOK, body: entry, direct: getResultJSON{Found: true, Entry: entry}, outcome: "hit"}
+	header["ETag"] = etag(res.Entry.Version)
+	if ifNoneMatch != "" && matchesETag(ifNoneMatch, res.Entry.Version) {
+		return result{status: http.StatusNotModified, noBody: true, header: header, outcome: "hit"}
+	}
+	entry := toEntryJSON(res.Entry)
+	return result{status: http.StatusOK, body: entry, header: header,
+		direct: getResultJSON{Found: true, Entry: entry, Read: string(res.Read)}, outcome: "hit"}
 }
 
-func (h *Handler) put(ctx context.Context, id manager.ID, b putBody) result {
+// matchesETag reports whether an If-None-Match list names the version.
+func matchesETag(list string, version int64) bool {
+	want := etag(version)
+	for _, tag := range strings.Split(list, ",") {
+		tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
+		if tag == "*" || tag == want {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *Handler) put(ctx context.Context, id manager.ID, b putBody, ifVersion *int64) result {
 	if b.OutputURI == nil {
 		return failure(manager.Errorf(manager.CodeInvalidArgument, "output_uri: required"))
 	}
 	req := manager.PutRequest{
 		OutputURI:     *b.OutputURI,
 		Metadata:      b.Metadata.toManager(),
-		Overwrite:     b.Overwrite != nil && *b.Overwrite,
+		Overwrite:     isTrue(b.Overwrite),
 		MaxAgeSeconds: b.MaxAgeSeconds,
 		TTLSeconds:    b.TTLSeconds,
+		IfVersion:     ifVersion,
+		Fence:         b.Fence,
+		Release:       isTrue(b.Release),
+		DeleteBlob:    isTrue(b.DeleteBlob),
+		VerifyOutput:  isTrue(b.VerifyOutput),
+	}
+	if b.OwnerID != nil {
+		if *b.OwnerID == "" {
+			return failure(manager.Errorf(manager.CodeInvalidArgument, "owner_id: must not be empty"))
+		}
+		req.OwnerID = *b.OwnerID
 	}
 	res, err := h.mgr.Put(ctx, id, req)
 	if err != nil {
 		r := failure(err)
-		if manager.ErrorCode(err) == manager.CodeAlreadyExists {
+		switch manager.ErrorCode(err) {
+		case manager.CodeAlreadyExists:
 			r.outcome = "conflict"
+		case manager.CodeFailedPrecondition:
+			r.outcome = "precondition_failed"
 		}
 		return r
 	}
+	r := result{status: http.StatusOK, body: toEntryJSON(&res.Entry), outcome: "overwritten",
+		header: map[string]string{"ETag": etag(res.Entry.Version)}, warning: res.BlobErr}
 	if res.Created {
-		return result{status: http.StatusCreated, body: toEntryJSON(&res.Entry), outcome: "created"}
+		r.status, r.outcome = http.StatusCreated, "created"
 	}
-	return result{status: http.StatusOK, body: toEntryJSON(&res.Entry), outcome: "overwritten"}
+	if req.DeleteBlob {
+		r.header["Stampede-Output-Deleted"] = strconv.FormatBool(res.BlobErr == nil)
+	}
+	return r
 }
 
-func (h *Handler) delete(ctx context.Context, id manager.ID) result {
-	deleted, err := h.mgr.Delete(ctx, id)
+func isTrue(b *bool) bool { return b != nil && *b }
+
+func (h *Handler) delete(ctx context.Context, id manager.ID, req manager.DeleteRequest) result {
+	res, err := h.mgr.Delete(ctx, id, req)
 	if err != nil {
 		return failure(err)
 	}
+	body := deleteResultJSON{Deleted: res.Deleted}
+	if req.DeleteBlob {
+		ok := res.BlobErr == nil
+		body.OutputDeleted = &ok
+	}
 	outcome := "absent"
-	if deleted {
+	if res.Deleted {
 		outcome = "deleted"
 	}
-	return result{status: http.StatusOK, body: deleteResultJSON{Deleted: deleted}, outcome: outcome}
+	return result{status: http.StatusOK, body: body, outcome: outcome, warning: res.BlobErr}
 }
 
 func (h *Handler) reserve(ctx context.Context, id manager.ID, b reserveBody) result {
@@ -109,9 +203,9 @@ func (h *Handler) release(ctx context.Context, id manager.ID, ownerID *string) r
 	return result{status: http.StatusOK, body: releaseResultJSON{Released: released}, outcome: outcome}
 }
 
-// httpCall runs op for an HTTP request: it reads the query and body the
-// operation takes and refuses anything else.
-func (h *Handler) httpCall(ctx context.Context, op Op, id manager.ID, query url.Values, body []byte) result {
+// httpCall runs op for an HTTP request: it reads the query parameters,
+// headers and body the operation takes and refuses anything else.
+func (h *Handler) httpCall(ctx context.Context, op Op, id manager.ID, query url.Values, header http.Header, body []byte) result {
 	if err := checkQuery(query, queryParams(op)...); err != nil {
 		return failure(err)
 	}
@@ -120,15 +214,31 @@ func (h *Handler) httpCall(ctx context.Context, op Op, id manager.ID, query url.
 	}
 	switch op {
 	case OpGet:
-		return h.get(ctx, id)
+		var p getParams
+		if err := parseQuery(query, &p); err != nil {
+			return failure(err)
+		}
+		return h.get(ctx, id, p, header.Get("If-None-Match"))
 	case OpPut:
+		ifVersion, err := parseIfMatch(header.Get("If-Match"))
+		if err != nil {
+			return failure(err)
+		}
 		var b putBody
 		if err := decodeStrict(body, &b); err != nil {
 			return failure(err)
 		}
-		return h.put(ctx, id, b)
+		return h.put(ctx, id, b, ifVersion)
 	case OpDelete:
-		return h.delete(ctx, id)
+		ifVersion, err := parseIfMatch(header.Get("If-Match"))
+		if err != nil {
+			return failure(err)
+		}
+		deleteBlob, err := boolParam(query, "delete_blob")
+		if err != nil {
+			return failure(err)
+		}
+		return h.delete(ctx, id, manager.DeleteRequest{IfVersion: ifVersion, DeleteBlob: isTrue(deleteBlob)})
 	case OpReserve:
 		var b reserveBody
 		if err := decodeStrict(body, &b); err != nil {
@@ -146,9 +256,65 @@ func (h *Handler) httpCall(ctx context.Context, op Op, id manager.ID, query url.
 	return failure(errNoRoute())
 }
 
+// parseIfMatch reads an If-Match header: one quoted version, e.g. "3".
+func parseIfMatch(v string) (*int64, error) {
+	if v == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(strings.Trim(strings.TrimSpace(v), `"`), 10, 64)
+	if err != nil || n < 1 || !strings.HasPrefix(strings.TrimSpace(v), `"`) {
+		return nil, manager.Errorf(manager.CodeInvalidArgument, `If-Match: must be one entity tag such as "3" (the entry's version)`)
+	}
+	return &n, nil
+}
+
+// parseQuery reads a get's query parameters.
+func parseQuery(q url.Values, p *getParams) error {
+	if q.Has("consistency") {
+		v := q.Get("consistency")
+		p.Consistency = &v
+	}
+	var err error
+	if p.MinVersion, err = intParam(q, "min_version"); err != nil {
+		return err
+	}
+	if p.MaxStalenessMS, err = intParam(q, "max_staleness_ms"); err != nil {
+		return err
+	}
+	p.Verify, err = boolParam(q, "verify")
+	return err
+}
+
+func intParam(q url.Values, name string) (*int64, error) {
+	if !q.Has(name) {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(q.Get(name), 10, 64)
+	if err != nil {
+		return nil, manager.Errorf(manager.CodeInvalidArgument, "%s: must be an integer", name)
+	}
+	return &n, nil
+}
+
+func boolParam(q url.Values, name string) (*bool, error) {
+	if !q.Has(name) {
+		return nil, nil
+	}
+	b, err := strconv.ParseBool(q.Get(name))
+	if err != nil {
+		return nil, manager.Errorf(manager.CodeInvalidArgument, "%s: must be true or false", name)
+	}
+	return &b, nil
+}
+
 // queryParams lists the query parameters op takes.
 func queryParams(op Op) []string {
-	if op == OpRelease {
+	switch op {
+	case OpGet:
+		return []string{"consistency", "min_version", "max_staleness_ms", "verify"}
+	case OpDelete:
+		return []string{"delete_blob"}
+	case OpRelease:
 		return []string{"owner_id"}
 	}
 	return nil
