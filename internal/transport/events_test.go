@@ -346,3 +346,8 @@ func TestMalformedEventsNeverFail(t *testing.T) {
 		}
 	}
 }
+
+func toJSON(v any) string {
+	data, _ := json.Marshal(v)
+	return string(data)
+}
