@@ -40,17 +40,29 @@ func BenchmarkOperations(b *testing.B) {
 		op   func(i int) error
 	}{
 		{"get/hit", func(int) error { _, err := mgr.Get(ctx, id("hot"), manager.GetOptions{}); return err }},
-		{"get/miss", func(int) error { _, err := mgr.Get(ctx, id("cold"), manager.GetOptions{}); return ignore(err, manager.CodeNotFound) }},
+		{"get/miss", func(int) error {
+			_, err := mgr.Get(ctx, id("cold"), manager.GetOptions{})
+			return ignore(err, manager.CodeNotFound)
+		}},
 		{"put/create", func(i int) error { _, err := mgr.Put(ctx, id("new-"+strconv.Itoa(i)), put); return err }},
 		{"put/overwrite", func(int) error { _, err := mgr.Put(ctx, id("hot"), overwrite); return err }},
 		{"put/conflict", func(int) error { _, err := mgr.Put(ctx, id("hot"), put); return ignore(err, manager.CodeAlreadyExists) }},
-		{"delete", func(i int) error { _, err := mgr.Delete(ctx, id("new-"+strconv.Itoa(i)), manager.DeleteRequest{}); return err }},
+		{"delete", func(i int) error {
+			_, err := mgr.Delete(ctx, id("new-"+strconv.Itoa(i)), manager.DeleteRequest{})
+			return err
+		}},
 		{"reserve/acquire", func(i int) error {
 			_, err := mgr.Reserve(ctx, id("r-"+strconv.Itoa(i)), manager.ReserveRequest{OwnerID: "w"})
 			return err
 		}},
-		{"reserve/extend", func(int) error { _, err := mgr.Reserve(ctx, id("held"), manager.ReserveRequest{OwnerID: "holder"}); return err }},
-		{"reserve/contended", func(int) error { _, err := mgr.Reserve(ctx, id("held"), manager.ReserveRequest{OwnerID: "other"}); return err }},
+		{"reserve/extend", func(int) error {
+			_, err := mgr.Reserve(ctx, id("held"), manager.ReserveRequest{OwnerID: "holder"})
+			return err
+		}},
+		{"reserve/contended", func(int) error {
+			_, err := mgr.Reserve(ctx, id("held"), manager.ReserveRequest{OwnerID: "other"})
+			return err
+		}},
 		{"release", func(i int) error { _, err := mgr.Release(ctx, id("r-"+strconv.Itoa(i)), "w"); return err }},
 	}
 	for _, bench := range benches {

@@ -411,7 +411,10 @@ func TestEveryOperationIsOneRequest(t *testing.T) {
 		name string
 		run  func() error
 	}{
-		{"get miss", func() error { _, err := f.mgr.Get(ctx, id("k"), manager.GetOptions{}); return ignore(err, manager.CodeNotFound) }},
+		{"get miss", func() error {
+			_, err := f.mgr.Get(ctx, id("k"), manager.GetOptions{})
+			return ignore(err, manager.CodeNotFound)
+		}},
 		{"put create", func() error {
 			_, err := f.mgr.Put(ctx, id("k"), manager.PutRequest{OutputURI: "s3://bucket/k"})
 			return err
