@@ -1,0 +1,45 @@
+package config
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestFromEnv(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		def     string
+		wantErr bool
+		check   func(Config) bool
+	}{
+		{"table required", map[string]string{}, "", true, nil},
+		{"table default", map[string]string{}, "stampede", false, func(c Config) bool {
+			return c.Table == "stampede" && c.Manager.HeartbeatMultiplier == 3 && c.Manager.MaxHeartbeat == 10*time.Second
+		}},
+		{"all set", map[string]string{
+			EnvTable: "t", EnvHeartbeatMultiplier: "4", EnvMaxHeartbeatSeconds: "60",
+			EnvManagedBuckets: " a , b,,", EnvDynamoDBEndpoint: "http://127.0.0.1:8000", EnvS3Endpoint: "http://127.0.0.1:9000",
+		}, "", false, func(c Config) bool {
+			return c.Table == "t" && c.Manager.HeartbeatMultiplier == 4 && c.Manager.MaxHeartbeat == time.Minute &&
+				slices.Equal(c.Manager.ManagedBuckets, []string{"a", "b"}) && c.DynamoDBEndpoint != "" && c.S3Endpoint != ""
+		}},
+		{"bad multiplier", map[string]string{EnvTable: "t", EnvHeartbeatMultiplier: "x"}, "", true, nil},
+		{"zero max heartbeat", map[string]string{EnvTable: "t", EnvMaxHeartbeatSeconds: "0"}, "", true, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, k := range []string{EnvTable, EnvHeartbeatMultiplier, EnvMaxHeartbeatSeconds, EnvManagedBuckets, EnvDynamoDBEndpoint, EnvS3Endpoint} {
+				t.Setenv(k, tt.env[k])
+			}
+			cfg, err := FromEnv(tt.def)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v", err)
+			}
+			if tt.check != nil && !tt.check(cfg) {
+				t.Fatalf("config = %+v", cfg)
+			}
+		})
+	}
+}
