@@ -62,7 +62,13 @@ func run(args []string) error {
 	post := map[string]interface{}(cli)
 	// Precedence: -c arguments, then CDK_CONTEXT_JSON (the CLI's -c), then
 	// cdk.json.
-	app := awscdk.NewApp(&awscdk.AppProps{Context: &defaults, PostCliContext: &post})
+	props := &awscdk.AppProps{Context: &defaults, PostCliContext: &post}
+	// Read here rather than by the CDK in its node process, whose
+	// environment is fixed when jsii starts it.
+	if out := os.Getenv("CDK_OUTDIR"); out != "" {
+		props.Outdir = jsii.String(out)
+	}
+	app := awscdk.NewApp(props)
 	if _, err := stack.FromContext(app); err != nil {
 		return err
 	}

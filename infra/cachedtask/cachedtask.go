@@ -3,24 +3,28 @@
 //
 // The states it builds, for one cache key:
 //
-//	Prepare ─► Get ─► Cache hit? ──yes──────────────────────────────► Done
-//	            ▲        │no                                           ▲
-//	            │        ▼                                             │
-//	            │     Reserve ─► Acquired? ──yes─► Run task ─► Put ─► Release
-//	            │                  │no               │ error    │ error
-//	            └─── Wait ◄────────┘                 ▼          ▼
-//	                 (one heartbeat)            Release (after failure) ─► Fail
+//	Prepare ─► Get ─► Cache hit? ──yes─────────────────────────────► Done
+//	            ▲        │no                                          ▲
+//	            │        ▼                                            │
+//	            │     Reserve ─► Acquired? ──yes─► Run task ─► Put and release
+//	            │                  │no               │ error      │ error
+//	            └─── Wait ◄────────┘                 ▼            ▼
+//	                 (one heartbeat)            Release after failure ─► Failed
 //
 // - hit: the cached entry is returned at once;
 // - miss: the execution reserves the key (owner id: the execution's id);
-//   - acquired: it runs the task, puts the task's output URI, releases the
-//     reservation and returns the new entry;
+//   - acquired: it runs the task, then stores the task's output URI and
+//     releases the reservation in one call (a put fenced by the
+//     reservation's owner and fence, with "release": true), and returns the
+//     new entry;
 //   - not acquired (another execution holds the key): it waits about one
 //     heartbeat and looks the key up again, in a loop, until the holder has
 //     put the output (a hit) or its reservation has lapsed (then this
 //     execution acquires it);
 //   - the task, or the put, fails: it releases the reservation (best effort)
-//     and fails with the task's own Error and Cause;
+//     and fails with the task's (or the put's) own Error and Cause; a put
+//     fails with Stampede.FailedPrecondition when the reservation lapsed
+//     while the task ran and another execution took it over;
 //   - the put finds that another writer got there first
 //     (Stampede.AlreadyExists): it releases and looks the key up again,
 //     which returns the other writer's entry.
@@ -83,12 +87,20 @@ type Props struct {
 	Task sfn.IChainable
 	// OutputURIPath is a JSONPath into the task's output that selects the
 	// URI to cache (a string). Default "$.output_uri".
+	//
+	// It (and MetadataPath) must exist in the task's output: a path that
+	// selects nothing is a States.Runtime error, which no Catch catches,
+	// so the execution fails at once and its reservation is left to lapse.
 	OutputURIPath string
-	// MetadataPath optionally selects an object of string values in the
-	// task's output, stored as the entry's metadata.
+	// MetadataPath optionally selects the entry's metadata in the task's
+	// output: an object {"source": {"project", "domain", "name",
+	// "version"}, "labels": {string: string}} (see docs/api.md).
 	MetadataPath string
 	// TTLSeconds, if positive, is sent as the put's ttl_seconds.
 	TTLSeconds float64
+	// VerifyOutput makes the put check that the output object exists
+	// (the put's verify_output).
+	VerifyOutput bool
 
 	// HeartbeatSeconds is the reservation's heartbeat interval, and how
 	// long a waiting execution sleeps before it looks the key up again.
@@ -96,9 +108,11 @@ type Props struct {
 	//
 	// The construct does not heartbeat while the task runs: a task that
 	// runs longer than the service's lease (heartbeat × multiplier, 30 s
-	// by default) may be run a second time by a waiting execution. Both
-	// executions then succeed with one entry (the second put finds the
-	// first and returns it).
+	// by default) may see a waiting execution take the key over; its
+	// fenced put then fails (Stampede.FailedPrecondition) and so does the
+	// execution, while the other one runs the task and stores the entry.
+	// Size the heartbeat (and the stack's maxHeartbeatSeconds) to cover
+	// the task.
 	HeartbeatSeconds float64
 
 	// ResultPath places the cache entry in the construct's input, like a
@@ -131,7 +145,6 @@ type CachedTask struct {
 	WaitForHolder       sfn.Wait
 	Run                 sfn.Parallel
 	Put                 tasks.LambdaInvoke
-	Release             tasks.LambdaInvoke
 	ReleaseAfterFailure tasks.LambdaInvoke
 	ReleaseAndLookUp    tasks.LambdaInvoke
 	Done                sfn.Pass
@@ -170,6 +183,7 @@ const (
 	pathEntry       = "$.lookup.entry"
 	pathReservation = "$.reservation"
 	pathAcquired    = "$.reservation.acquired"
+	pathFence       = "$.reservation.reservation.fence"
 	pathTask        = "$.task"
 	pathError       = "$.error"
 	pathReleaseErr  = "$.release_error"
@@ -261,6 +275,14 @@ func New(scope constructs.Construct, id string, props *Props) *CachedTask {
 	}
 	putExtra := map[string]interface{}{
 		"output_uri": sfn.JsonPath_StringAt(jsii.String(pathTask + ".output_uri")),
+		// Fenced by this execution's reservation, and released with the
+		// same write.
+		"owner_id": sfn.JsonPath_ExecutionId(),
+		"fence":    sfn.JsonPath_NumberAt(jsii.String(pathFence)),
+		"release":  true,
+	}
+	if p.VerifyOutput {
+		putExtra["verify_output"] = true
 	}
 	if p.MetadataPath != "" {
 		taskResult["metadata"] = sfn.JsonPath_ObjectAt(jsii.String(branchPath(p.MetadataPath)))
@@ -278,9 +300,8 @@ func New(scope constructs.Construct, id string, props *Props) *CachedTask {
 	})
 	c.Run.Branch(p.Task)
 
-	c.Put = invoke("Put", "Put", p.PutFunction, with(putExtra), jsii.String(pathLookup),
+	c.Put = invoke("Put", "Put and release", p.PutFunction, with(putExtra), jsii.String(pathLookup),
 		&map[string]interface{}{"found": true, "entry": sfn.JsonPath_EntirePayload()})
-	c.Release = release("Release", "Release")
 	c.ReleaseAfterFailure = release("ReleaseAfterFailure", "Release after failure")
 	c.ReleaseAndLookUp = release("ReleaseAndLookUp", "Release and look up")
 
@@ -315,14 +336,7 @@ func New(scope constructs.Construct, id string, props *Props) *CachedTask {
 		Errors:     &[]*string{sfn.Errors_ALL()},
 		ResultPath: jsii.String(pathError),
 	})
-	c.Put.Next(c.Release)
-	// The entry is stored: a failed release only leaves a reservation that
-	// lapses after one lease, so it must not fail the execution.
-	c.Release.AddCatch(c.Done, &sfn.CatchProps{
-		Errors:     &[]*string{sfn.Errors_ALL()},
-		ResultPath: jsii.String(pathReleaseErr),
-	})
-	c.Release.Next(c.Done)
+	c.Put.Next(c.Done)
 	c.ReleaseAndLookUp.AddCatch(c.Lookup, &sfn.CatchProps{
 		Errors:     &[]*string{sfn.Errors_ALL()},
 		ResultPath: jsii.String(pathReleaseErr),

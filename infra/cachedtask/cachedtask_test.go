@@ -1,16 +1,21 @@
 package cachedtask_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	sfn "github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctions"
+	tasks "github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctionstasks"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/stampede-cache/stampede/infra/cachedtask"
@@ -107,9 +112,8 @@ func TestProtocolStructure(t *testing.T) {
 		"C: Get":                   "C: Cache hit?",
 		"C: Reserve":               "C: Reservation acquired?",
 		"C: Wait for the holder":   "C: Get",
-		"C: Run task":              "C: Put",
-		"C: Put":                   "C: Release",
-		"C: Release":               "C: Done",
+		"C: Run task":              "C: Put and release",
+		"C: Put and release":       "C: Done",
 		"C: Release after failure": "C: Failed",
 		"C: Release and look up":   "C: Get",
 		"C: Done":                  "End",
@@ -158,9 +162,18 @@ func TestProtocolStructure(t *testing.T) {
 	if catch["Next"] != "C: Release after failure" || catch["ResultPath"] != "$.error" || fmt.Sprint(catch["ErrorEquals"]) != "[States.ALL]" {
 		t.Errorf("run catch = %v", catch)
 	}
-	put := state(t, def, "C: Put")
-	if p := put["Parameters"].(map[string]any); p["output_uri.$"] != "$.task.output_uri" {
+	put := state(t, def, "C: Put and release")
+	if put["Resource"] != arnPrefix+"put" {
+		t.Errorf("put resource = %v", put["Resource"])
+	}
+	// Fenced by the reservation this execution holds, released in the same
+	// write.
+	if p := put["Parameters"].(map[string]any); p["output_uri.$"] != "$.task.output_uri" || p["owner_id.$"] != "$$.Execution.Id" ||
+		p["fence.$"] != "$.reservation.reservation.fence" || p["release"] != true || p["verify_output"] != nil {
 		t.Errorf("put parameters = %v", p)
+	}
+	if sel := put["ResultSelector"].(map[string]any); sel["found"] != true || sel["entry.$"] != "$" || put["ResultPath"] != "$.lookup" {
+		t.Errorf("put result = %v, %v", sel, put["ResultPath"])
 	}
 	catches := put["Catch"].([]any)
 	if len(catches) != 2 || catches[0].(map[string]any)["Next"] != "C: Release and look up" || fmt.Sprint(catches[0].(map[string]any)["ErrorEquals"]) != "[Stampede.AlreadyExists]" {
@@ -170,7 +183,7 @@ func TestProtocolStructure(t *testing.T) {
 	if fail["Type"] != "Fail" || fail["ErrorPath"] != "$.error.Error" || fail["CausePath"] != "$.error.Cause" {
 		t.Errorf("fail = %v", fail)
 	}
-	for _, name := range []string{"C: Release", "C: Release after failure", "C: Release and look up"} {
+	for _, name := range []string{"C: Release after failure", "C: Release and look up"} {
 		s := state(t, def, name)
 		if s["Resource"] != arnPrefix+"release" || s["Parameters"].(map[string]any)["owner_id.$"] != "$$.Execution.Id" {
 			t.Errorf("%s = %v", name, s)
@@ -247,4 +260,63 @@ func TestValidation(t *testing.T) {
 	}
 }
 
-func TestMain(m *testing.M) { os.Exit(m.Run()) }
+func TestMain(m *testing.M) {
+	code := m.Run()
+	jsii.Close() // stops the node process and removes its temp dir
+	os.Exit(code)
+}
+
+func TestProjectAndDomainFromInput(t *testing.T) {
+	def := asl(t, func(stack awscdk.Stack, fns map[string]awslambda.IFunction) sfn.IChainable {
+		p := props(fns, sfn.NewPass(stack, jsii.String("Work"), nil))
+		p.Project = *sfn.JsonPath_StringAt(jsii.String("$.meta.project"))
+		p.Domain = *sfn.JsonPath_StringAt(jsii.String("$.meta.domain"))
+		return cachedtask.New(stack, "C", p)
+	})
+	prep := state(t, def, "C: Prepare")["Parameters"].(map[string]any)
+	if prep["project.$"] != "$.meta.project" || prep["domain.$"] != "$.meta.domain" {
+		t.Errorf("prepare parameters = %v", prep)
+	}
+}
+
+// TestProtocolSimulated runs the construct's definition in an independent
+// ASL interpreter (aws-local-stepfunctions, pinned in infra/package.json)
+// against a model of the service: see testdata/simulate.mjs for the paths
+// it drives. It needs `npm ci --prefix infra`, which `make test-infra`
+// runs.
+func TestProtocolSimulated(t *testing.T) {
+	if _, err := os.Stat(filepath.Join("..", "node_modules", "aws-local-stepfunctions")); err != nil {
+		t.Skip("aws-local-stepfunctions is not installed: run npm ci --prefix infra (make test-infra does)")
+	}
+	build := func(resultPath string) func(awscdk.Stack, map[string]awslambda.IFunction) sfn.IChainable {
+		return func(stack awscdk.Stack, fns map[string]awslambda.IFunction) sfn.IChainable {
+			work := tasks.NewLambdaInvoke(stack, jsii.String("Work"), &tasks.LambdaInvokeProps{
+				LambdaFunction:      awslambda.Function_FromFunctionArn(stack, jsii.String("WorkFn"), jsii.String(arnPrefix+"work")),
+				PayloadResponseOnly: jsii.Bool(true),
+			})
+			p := props(fns, work)
+			p.OutputURIPath = "$.uri"
+			p.MetadataPath = "$.metadata"
+			p.ResultPath = resultPath
+			return cachedtask.New(stack, "C", p)
+		}
+	}
+	dir := t.TempDir()
+	var files []string
+	for i, rp := range []string{"", "$.cache"} {
+		b, _ := json.Marshal(asl(t, build(rp)))
+		f := filepath.Join(dir, fmt.Sprintf("definition-%d.json", i))
+		if err := os.WriteFile(f, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", append([]string{filepath.Join("testdata", "simulate.mjs")}, files...)...)
+	out, err := cmd.CombinedOutput()
+	t.Logf("simulation:\n%s", out)
+	if err != nil {
+		t.Fatalf("simulation failed: %v", err)
+	}
+}

@@ -41,7 +41,8 @@ func (s *Stampede) newExample(scope constructs.Construct, cfg Config) {
 			"output_uri": sfn.JsonPath_Format(jsii.String("s3://{}/examples/{}"),
 				jsii.String(*s.Bucket.BucketName()), sfn.JsonPath_StringAt(jsii.String("$.key"))),
 			"metadata": map[string]interface{}{
-				"producer": sfn.JsonPath_ExecutionId(),
+				"source": map[string]interface{}{"project": ExampleProject, "domain": cfg.Env, "name": "example-task"},
+				"labels": map[string]interface{}{"execution": sfn.JsonPath_ExecutionId()},
 			},
 		},
 	})

@@ -16,8 +16,9 @@ import (
 // Function describes one of Stampede's functions: its name (the folder
 // under functions/ and build/), and every IAM action it may perform. This
 // table is the single place where permissions are decided; the stack
-// grants exactly these actions, on exactly the table (DynamoDB) and the
-// outputs bucket's objects (S3), and the tests assert the same table.
+// grants exactly these actions, on exactly the table (DynamoDB), the outputs
+// bucket's objects and the bucket itself (S3), and the tests assert the
+// synthesized policies against it.
 type Function struct {
 	Name        string
 	Description string
@@ -27,6 +28,8 @@ type Function struct {
 	// ObjectActions are granted on the outputs bucket's objects
 	// (arn:aws:s3:::<bucket>/*).
 	ObjectActions []string
+	// BucketActions are granted on the outputs bucket's ARN.
+	BucketActions []string
 	// HTTP routes served by the function.
 	Routes []Route
 }
@@ -45,34 +48,46 @@ const (
 
 // Functions lists Stampede's five functions.
 //
-// Why each action: get reads an entry (GetItem), verifies that the cached
-// object still exists (s3:HeadObject, which IAM authorises as
-// s3:GetObject) and drops the entry when it does not (DeleteItem); put
-// writes an entry (UpdateItem) fenced by the writer's reservation in one
-// TransactWriteItems (UpdateItem + ConditionCheckItem), checks the object
-// it points to (HeadObject → s3:GetObject) and deletes the object it
-// overwrites when Stampede manages it (s3:DeleteObject); delete removes an
-// entry (DeleteItem) and its managed object (s3:DeleteObject); reserve and
-// release update the reservation item (UpdateItem).
+// The store keeps one item per (project, domain, key), holding the entry
+// and the reservation, so every write, the fenced put included, is one
+// conditional UpdateItem (internal/dynamostore): no DeleteItem, no
+// TransactWriteItems.
+//
+//   - get reads the item (GetItem), checks that a managed output still
+//     exists (HeadObject, authorised as s3:GetObject) and drops an entry
+//     whose output is gone (a conditional UpdateItem);
+//   - put writes the entry (UpdateItem), may check its output first
+//     (HeadObject) and deletes the managed output it replaces
+//     (s3:DeleteObject);
+//   - delete removes the entry (UpdateItem) and, if asked, its managed
+//     output (s3:DeleteObject);
+//   - reserve and release update the reservation (UpdateItem).
+//
+// s3:ListBucket on the bucket lets HeadObject of a missing object answer
+// 404: without it S3 answers 403, which the service cannot tell from a
+// real denial, and a get of an entry whose output has expired would fail
+// instead of dropping the entry.
 var Functions = []Function{
 	{
 		Name:          "get",
 		Description:   "Stampede: look a cache entry up",
-		TableActions:  []string{"dynamodb:GetItem", "dynamodb:DeleteItem"},
+		TableActions:  []string{"dynamodb:GetItem", "dynamodb:UpdateItem"},
 		ObjectActions: []string{"s3:GetObject"},
+		BucketActions: []string{"s3:ListBucket"},
 		Routes:        []Route{{"GET", CachePath}},
 	},
 	{
 		Name:          "put",
 		Description:   "Stampede: store a cache entry",
-		TableActions:  []string{"dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"},
+		TableActions:  []string{"dynamodb:UpdateItem"},
 		ObjectActions: []string{"s3:GetObject", "s3:DeleteObject"},
+		BucketActions: []string{"s3:ListBucket"},
 		Routes:        []Route{{"PUT", CachePath}},
 	},
 	{
 		Name:          "delete",
 		Description:   "Stampede: delete a cache entry",
-		TableActions:  []string{"dynamodb:DeleteItem"},
+		TableActions:  []string{"dynamodb:UpdateItem"},
 		ObjectActions: []string{"s3:DeleteObject"},
 		Routes:        []Route{{"DELETE", CachePath}},
 	},
@@ -150,6 +165,13 @@ func (s *Stampede) newFunction(scope constructs.Construct, f Function, cfg Confi
 			// pattern resource in the function policies, and the
 			// narrowest that covers the keys clients choose.
 			Resources: jsii.Strings(*s.Bucket.ArnForObjects(jsii.String("*"))),
+		}))
+	}
+	if len(f.BucketActions) > 0 {
+		statements = append(statements, awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("OutputsBucket"),
+			Actions:   jsii.Strings(f.BucketActions...),
+			Resources: jsii.Strings(*s.Bucket.BucketArn()),
 		}))
 	}
 	policy := awsiam.NewPolicy(scope, jsii.String(id+"Policy"), &awsiam.PolicyProps{

@@ -64,6 +64,7 @@ func TestMain(m *testing.M) {
 	assetDir = dir
 	code := m.Run()
 	os.RemoveAll(dir)
+	jsii.Close() // stops the node process and removes its temp dir
 	os.Exit(code)
 }
 

@@ -12,9 +12,13 @@ import (
 	"github.com/aws/jsii-runtime-go"
 )
 
-// Log-based metrics. Every request logs one JSON line (log/slog) with
-// "msg":"request", "op", "outcome", "status" and "duration_ms"; metric
+// Log-based metrics. Every request logs one JSON line (log/slog) with the
+// message "request", "op", "outcome", "status" and "duration_ms"; metric
 // filters turn outcomes into metrics in the namespace "Stampede/<env>".
+// In Lambda the functions log through aws-lambda-go's lambdacontext
+// handler, which names the message "message" (and writes JSON because the
+// functions' log format is JSON); plain log/slog names it "msg". The
+// filters accept both.
 const (
 	MetricCacheHits             = "CacheHits"
 	MetricCacheMisses           = "CacheMisses"
@@ -44,7 +48,10 @@ func (c Config) Namespace() string { return "Stampede/" + c.Env }
 
 func requestPattern(outcome string) awslogs.IFilterPattern {
 	return awslogs.FilterPattern_All(
-		awslogs.FilterPattern_StringValue(jsii.String("$.msg"), jsii.String("="), jsii.String("request")),
+		awslogs.FilterPattern_Any(
+			awslogs.FilterPattern_StringValue(jsii.String("$.message"), jsii.String("="), jsii.String("request")),
+			awslogs.FilterPattern_StringValue(jsii.String("$.msg"), jsii.String("="), jsii.String("request")),
+		),
 		awslogs.FilterPattern_StringValue(jsii.String("$.outcome"), jsii.String("="), jsii.String(outcome)),
 	)
 }

@@ -1,0 +1,871 @@
+package stack_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/stampede-cache/stampede/infra/stack"
+)
+
+func TestResourceCounts(t *testing.T) {
+	common := map[string]int{
+		"AWS::DynamoDB::Table":       1,
+		"AWS::S3::Bucket":            1,
+		"AWS::S3::BucketPolicy":      1,
+		"AWS::Lambda::Function":      5,
+		"AWS::Logs::LogGroup":        5,
+		"AWS::Logs::MetricFilter":    9, // hits, misses, acquired, contended + 5 × server errors
+		"AWS::CloudWatch::Alarm":     15,
+		"AWS::CloudWatch::Dashboard": 1,
+		"AWS::Lambda::Permission":    5, // one per route: API Gateway may invoke that function only
+	}
+	httpAPI := map[string]int{
+		"AWS::ApiGatewayV2::Api":         1,
+		"AWS::ApiGatewayV2::Stage":       1,
+		"AWS::ApiGatewayV2::Route":       5,
+		"AWS::ApiGatewayV2::Integration": 5,
+		"AWS::ApiGateway::RestApi":       0,
+	}
+	restAPI := map[string]int{
+		"AWS::ApiGatewayV2::Api":     0,
+		"AWS::ApiGateway::RestApi":   1,
+		"AWS::ApiGateway::Method":    5,
+		"AWS::ApiGateway::Resource":  9, // v1/projects/{project}/domains/{domain}/{cache,reservations}/{key+}
+		"AWS::ApiGateway::Stage":     1,
+		"AWS::ApiGateway::Account":   0, // no account-wide CloudWatch role
+		"AWS::ApiGateway::ApiKey":    0,
+		"AWS::ApiGateway::UsagePlan": 0,
+	}
+	for _, tc := range []struct {
+		v         *variant
+		api       map[string]int
+		roles     int
+		stateMach int
+	}{
+		{devHTTP, httpAPI, 5, 0},
+		{prod, httpAPI, 5, 0},
+		{stagingREST, restAPI, 5, 0},
+		{example, httpAPI, 6, 1},
+	} {
+		t.Run(tc.v.name, func(t *testing.T) {
+			tpl := tc.v.template(t)
+			want := map[string]int{
+				"AWS::IAM::Role":                   tc.roles,
+				"AWS::IAM::Policy":                 tc.roles,
+				"AWS::IAM::ManagedPolicy":          0,
+				"AWS::StepFunctions::StateMachine": tc.stateMach,
+			}
+			for k, n := range common {
+				want[k] = n
+			}
+			for k, n := range tc.api {
+				want[k] = n
+			}
+			for typ, n := range want {
+				check(t, typ, func() { tpl.ResourceCountIs(jsii.String(typ), jsii.Number(float64(n))) })
+			}
+			// Nothing else: a new resource type must be added here
+			// deliberately (e.g. no custom resource, no extra function).
+			allowed := map[string]bool{"AWS::CDK::Metadata": true, "AWS::ApiGateway::Deployment": true}
+			for typ := range want {
+				allowed[typ] = true
+			}
+			for id, r := range tc.v.resources(t) {
+				if !allowed[r["Type"].(string)] {
+					t.Errorf("unexpected resource %s of type %s", id, r["Type"])
+				}
+			}
+		})
+	}
+}
+
+func TestStackNames(t *testing.T) {
+	for v, want := range map[*variant]string{devHTTP: "Stampede-dev", prod: "Stampede-prod", stagingREST: "Stampede-staging"} {
+		v.load(t)
+		if v.stack != want {
+			t.Errorf("%s: stack name %q, want %q", v.name, v.stack, want)
+		}
+	}
+}
+
+func TestFunctions(t *testing.T) {
+	for _, tc := range []struct {
+		v                    *variant
+		env, arch, log, mem  string
+		memory               float64
+		heartbeat, maxBeatSc string
+	}{
+		{v: devHTTP, env: "dev", arch: "arm64", log: "info", memory: stack.DefaultMemoryMB},
+		{v: prod, env: "prod", arch: "arm64", log: "info", memory: stack.DefaultMemoryMB},
+		{v: stagingREST, env: "staging", arch: "x86_64", log: "debug", memory: 512},
+	} {
+		tpl := tc.v.template(t)
+		table := tc.v.logicalID(t, "AWS::DynamoDB::Table", "Table")
+		bucket := tc.v.logicalID(t, "AWS::S3::Bucket", "Outputs")
+		for _, f := range stack.Functions {
+			t.Run(tc.v.name+"/"+f.Name, func(t *testing.T) {
+				logs := tc.v.logicalID(t, "AWS::Logs::LogGroup", f.Title()+"Logs")
+				check(t, "function properties", func() {
+					tpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), assertions.Match_ObjectLike(&map[string]any{
+						"FunctionName":  fmt.Sprintf("stampede-%s-%s", tc.env, f.Name),
+						"Runtime":       "provided.al2023",
+						"Architectures": []any{tc.arch},
+						"Handler":       "bootstrap",
+						"MemorySize":    tc.memory,
+						"Timeout":       10,
+						"LoggingConfig": map[string]any{
+							"LogFormat":           "JSON",
+							"LogGroup":            map[string]any{"Ref": logs},
+							"ApplicationLogLevel": strings.ToUpper(tc.log),
+						},
+						"Environment": map[string]any{"Variables": map[string]any{
+							"STAMPEDE_TABLE":                 map[string]any{"Ref": table},
+							"STAMPEDE_HEARTBEAT_MULTIPLIER":  "3",
+							"STAMPEDE_MAX_HEARTBEAT_SECONDS": "10",
+							"STAMPEDE_LOG_LEVEL":             tc.log,
+							"STAMPEDE_MANAGED_BUCKETS":       map[string]any{"Ref": bucket},
+						}},
+					}))
+				})
+				// The code is the asset built by `make build`, staged
+				// from the asset folder: an S3 object, never inline.
+				id := tc.v.logicalID(t, "AWS::Lambda::Function", f.Title())
+				code := tc.v.resources(t)[id]["Properties"].(map[string]any)["Code"].(map[string]any)
+				if _, ok := code["S3Key"]; !ok || code["ZipFile"] != nil {
+					t.Errorf("code is not an asset: %v", code)
+				}
+			})
+		}
+	}
+}
+
+// policyActions maps each action a role may perform to the resources it
+// may perform it on (flattened), over every policy attached to the role.
+func policyActions(t *testing.T, v *variant, role string) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for _, props := range v.ofType(t, "AWS::IAM::Policy") {
+		attached := false
+		for _, r := range list(props["Roles"]) {
+			if flat(r) == "${"+role+"}" {
+				attached = true
+			}
+		}
+		if !attached {
+			continue
+		}
+		for _, s := range list(props["PolicyDocument"].(map[string]any)["Statement"]) {
+			st := s.(map[string]any)
+			if st["Effect"] != "Allow" || st["NotAction"] != nil || st["NotResource"] != nil || st["Condition"] != nil {
+				t.Errorf("role %s: unexpected statement %v", role, st)
+			}
+			for _, a := range list(st["Action"]) {
+				for _, r := range list(st["Resource"]) {
+					out[a.(string)] = append(out[a.(string)], flat(r))
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestLeastPrivilege checks that each function's role may perform exactly
+// its own actions (stack.Functions), on exactly the table, the bucket's
+// objects and its own log group, and nothing else.
+func TestLeastPrivilege(t *testing.T) {
+	for _, v := range []*variant{devHTTP, prod, stagingREST, example} {
+		table := v.logicalID(t, "AWS::DynamoDB::Table", "Table")
+		bucket := v.logicalID(t, "AWS::S3::Bucket", "Outputs")
+		for _, f := range stack.Functions {
+			t.Run(v.name+"/"+f.Name, func(t *testing.T) {
+				fnID := v.logicalID(t, "AWS::Lambda::Function", f.Title())
+				fn := v.resources(t)[fnID]["Properties"].(map[string]any)
+				roleArn := flat(fn["Role"])
+				role := strings.TrimSuffix(strings.TrimPrefix(roleArn, "${"), ".Arn}")
+				roleProps := v.resources(t)[role]["Properties"].(map[string]any)
+				if roleProps["ManagedPolicyArns"] != nil || roleProps["Policies"] != nil {
+					t.Errorf("role %s has managed or inline policies: %v", role, roleProps)
+				}
+				trust := flat(roleProps["AssumeRolePolicyDocument"])
+				if !strings.Contains(trust, `"Service":"lambda.amazonaws.com"`) {
+					t.Errorf("role %s trust policy: %s", role, trust)
+				}
+
+				want := map[string][]string{
+					"logs:CreateLogStream": {"${" + v.logicalID(t, "AWS::Logs::LogGroup", f.Title()+"Logs") + ".Arn}"},
+					"logs:PutLogEvents":    {"${" + v.logicalID(t, "AWS::Logs::LogGroup", f.Title()+"Logs") + ".Arn}"},
+				}
+				for _, a := range f.TableActions {
+					want[a] = []string{"${" + table + ".Arn}"}
+				}
+				for _, a := range f.ObjectActions {
+					want[a] = []string{"${" + bucket + ".Arn}/*"}
+				}
+				for _, a := range f.BucketActions {
+					want[a] = []string{"${" + bucket + ".Arn}"}
+				}
+				got := policyActions(t, v, role)
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("role %s:\n got  %v\n want %v", role, got, want)
+				}
+			})
+		}
+	}
+}
+
+// The permissions, written out independently of stack.Functions, so that
+// a change of the table is a deliberate change of this test too.
+func TestPermissionTable(t *testing.T) {
+	want := map[string][]string{
+		"get":     {"dynamodb:GetItem", "dynamodb:UpdateItem", "s3:GetObject", "s3:ListBucket"},
+		"put":     {"dynamodb:UpdateItem", "s3:DeleteObject", "s3:GetObject", "s3:ListBucket"},
+		"delete":  {"dynamodb:UpdateItem", "s3:DeleteObject"},
+		"reserve": {"dynamodb:UpdateItem"},
+		"release": {"dynamodb:UpdateItem"},
+	}
+	if len(stack.Functions) != len(want) {
+		t.Fatalf("%d functions, want %d", len(stack.Functions), len(want))
+	}
+	for _, f := range stack.Functions {
+		got := sorted(append(append(append([]string{}, f.TableActions...), f.ObjectActions...), f.BucketActions...))
+		if !reflect.DeepEqual(got, want[f.Name]) {
+			t.Errorf("%s: actions %v, want %v", f.Name, got, want[f.Name])
+		}
+	}
+}
+
+// TestNoWildcards checks every Allow statement of every IAM policy in
+// every variant: no wildcard in an action, no "*" resource; the only
+// patterns are the ones listed (objects of the outputs bucket, and the
+// versions of a function, which CDK's LambdaInvoke task adds).
+func TestNoWildcards(t *testing.T) {
+	for _, v := range variants {
+		t.Run(v.name, func(t *testing.T) {
+			bucket := v.logicalID(t, "AWS::S3::Bucket", "Outputs")
+			fns := map[string]bool{}
+			for id := range v.ofType(t, "AWS::Lambda::Function") {
+				fns["${"+id+".Arn}:*"] = true
+			}
+			allowedPatterns := map[string]bool{
+				"${" + bucket + ".Arn}/*":          true,
+				"${" + bucket + ".Arn}/examples/*": true,
+			}
+			var docs []any
+			for _, p := range v.ofType(t, "AWS::IAM::Policy") {
+				docs = append(docs, p["PolicyDocument"])
+			}
+			for _, p := range v.ofType(t, "AWS::IAM::Role") {
+				for _, inline := range list(p["Policies"]) {
+					docs = append(docs, inline.(map[string]any)["PolicyDocument"])
+				}
+				if p["ManagedPolicyArns"] != nil {
+					t.Errorf("a role has managed policies: %v", p["ManagedPolicyArns"])
+				}
+			}
+			for _, d := range docs {
+				for _, s := range list(d.(map[string]any)["Statement"]) {
+					st := s.(map[string]any)
+					if st["Effect"] != "Allow" {
+						continue
+					}
+					for _, a := range list(st["Action"]) {
+						if strings.Contains(a.(string), "*") {
+							t.Errorf("wildcard action %q", a)
+						}
+					}
+					if st["NotAction"] != nil || st["NotResource"] != nil {
+						t.Errorf("NotAction/NotResource: %v", st)
+					}
+					for _, r := range list(st["Resource"]) {
+						res := flat(r)
+						if strings.Contains(res, "*") && !allowedPatterns[res] && !fns[res] {
+							t.Errorf("wildcard resource %q", res)
+						}
+					}
+				}
+			}
+			// The bucket policy only denies (EnforceSSL's s3:* deny on
+			// insecure transport): it grants nothing.
+			for _, p := range v.ofType(t, "AWS::S3::BucketPolicy") {
+				for _, s := range list(p["PolicyDocument"].(map[string]any)["Statement"]) {
+					st := s.(map[string]any)
+					cond := flat(st["Condition"])
+					if st["Effect"] != "Deny" || !strings.Contains(cond, `"aws:SecureTransport":"false"`) {
+						t.Errorf("bucket policy statement: %v", st)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestTable(t *testing.T) {
+	for _, tc := range []struct {
+		v          *variant
+		protected  bool
+		policy     string
+		bucketKeep string
+	}{
+		{devHTTP, false, "Delete", "Delete"},
+		{stagingREST, false, "Delete", "Delete"},
+		{prod, true, "Retain", "Retain"},
+	} {
+		t.Run(tc.v.name, func(t *testing.T) {
+			tpl := tc.v.template(t)
+			check(t, "table", func() {
+				tpl.HasResource(jsii.String("AWS::DynamoDB::Table"), &map[string]any{
+					"DeletionPolicy":      tc.policy,
+					"UpdateReplacePolicy": tc.policy,
+					"Properties": map[string]any{
+						"KeySchema": []any{
+							map[string]any{"AttributeName": "pk", "KeyType": "HASH"},
+							map[string]any{"AttributeName": "sk", "KeyType": "RANGE"},
+						},
+						"AttributeDefinitions": []any{
+							map[string]any{"AttributeName": "pk", "AttributeType": "S"},
+							map[string]any{"AttributeName": "sk", "AttributeType": "S"},
+						},
+						"BillingMode":                      "PAY_PER_REQUEST",
+						"TimeToLiveSpecification":          map[string]any{"AttributeName": "ttl", "Enabled": true},
+						"PointInTimeRecoverySpecification": map[string]any{"PointInTimeRecoveryEnabled": true},
+						"SSESpecification":                 map[string]any{"SSEEnabled": true},
+						"DeletionProtectionEnabled":        tc.protected,
+					},
+				})
+			})
+			check(t, "bucket", func() {
+				tpl.HasResource(jsii.String("AWS::S3::Bucket"), &map[string]any{"DeletionPolicy": tc.bucketKeep})
+			})
+			for id, r := range tc.v.resources(t) {
+				if r["Type"] == "AWS::Logs::LogGroup" && r["DeletionPolicy"] != tc.policy {
+					t.Errorf("log group %s: DeletionPolicy %v, want %s", id, r["DeletionPolicy"], tc.policy)
+				}
+			}
+		})
+	}
+}
+
+func TestBucket(t *testing.T) {
+	for _, tc := range []struct {
+		v      *variant
+		expiry float64 // 0: no expiration rule
+	}{
+		{devHTTP, 30}, {prod, 90}, {stagingREST, 0},
+	} {
+		t.Run(tc.v.name, func(t *testing.T) {
+			tpl := tc.v.template(t)
+			check(t, "bucket", func() {
+				tpl.HasResourceProperties(jsii.String("AWS::S3::Bucket"), &map[string]any{
+					"PublicAccessBlockConfiguration": map[string]any{
+						"BlockPublicAcls": true, "BlockPublicPolicy": true, "IgnorePublicAcls": true, "RestrictPublicBuckets": true,
+					},
+					"BucketEncryption": map[string]any{"ServerSideEncryptionConfiguration": []any{
+						map[string]any{"ServerSideEncryptionByDefault": map[string]any{"SSEAlgorithm": "AES256"}},
+					}},
+				})
+			})
+			for _, props := range tc.v.ofType(t, "AWS::S3::Bucket") {
+				var expiry any
+				for _, r := range list(props["LifecycleConfiguration"].(map[string]any)["Rules"]) {
+					if e, ok := r.(map[string]any)["ExpirationInDays"]; ok {
+						expiry = e
+					}
+				}
+				if tc.expiry == 0 && expiry != nil || tc.expiry != 0 && expiry != tc.expiry {
+					t.Errorf("expiration %v days, want %v", expiry, tc.expiry)
+				}
+			}
+		})
+	}
+}
+
+// routeKeys are the contract's routes, each with the function serving it.
+var routeKeys = map[string]string{
+	"GET " + stack.CachePath:           "get",
+	"PUT " + stack.CachePath:           "put",
+	"DELETE " + stack.CachePath:        "delete",
+	"POST " + stack.ReservationsPath:   "reserve",
+	"DELETE " + stack.ReservationsPath: "release",
+}
+
+func TestHTTPRoutesRequireIAM(t *testing.T) {
+	for _, v := range []*variant{devHTTP, prod, example} {
+		t.Run(v.name, func(t *testing.T) {
+			integrations := v.ofType(t, "AWS::ApiGatewayV2::Integration")
+			got := map[string]string{}
+			for id, r := range v.ofType(t, "AWS::ApiGatewayV2::Route") {
+				if r["AuthorizationType"] != "AWS_IAM" {
+					t.Errorf("route %s (%v): AuthorizationType %v, want AWS_IAM", id, r["RouteKey"], r["AuthorizationType"])
+				}
+				target := strings.TrimSuffix(strings.TrimPrefix(flat(r["Target"]), "integrations/${"), "}")
+				integ, ok := integrations[target]
+				if !ok {
+					t.Fatalf("route %v: target %v", r["RouteKey"], r["Target"])
+				}
+				if integ["IntegrationType"] != "AWS_PROXY" || integ["PayloadFormatVersion"] != "2.0" {
+					t.Errorf("integration %s: %v", target, integ)
+				}
+				fn := strings.TrimSuffix(strings.TrimPrefix(flat(integ["IntegrationUri"]), "${"), ".Arn}")
+				got[r["RouteKey"].(string)] = fn
+			}
+			want := map[string]string{}
+			for k, f := range routeKeys {
+				fs, _ := stack.FunctionByName(f)
+				want[k] = v.logicalID(t, "AWS::Lambda::Function", fs.Title())
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("routes:\n got  %v\n want %v", got, want)
+			}
+			check(t, "default stage", func() {
+				v.template(t).HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Stage"), &map[string]any{"StageName": "$default", "AutoDeploy": true})
+			})
+		})
+	}
+}
+
+func TestRESTMethodsRequireIAM(t *testing.T) {
+	v := stagingREST
+	resources := v.ofType(t, "AWS::ApiGateway::Resource")
+	api := v.logicalID(t, "AWS::ApiGateway::RestApi", "RestApi")
+	var path func(ref any) string
+	path = func(ref any) string {
+		s := flat(ref)
+		if s == "${"+api+".RootResourceId}" {
+			return ""
+		}
+		id := strings.TrimSuffix(strings.TrimPrefix(s, "${"), "}")
+		r, ok := resources[id]
+		if !ok {
+			t.Fatalf("unknown resource %s", s)
+		}
+		return path(r["ParentId"]) + "/" + r["PathPart"].(string)
+	}
+	got := map[string]string{}
+	for id, m := range v.ofType(t, "AWS::ApiGateway::Method") {
+		if m["AuthorizationType"] != "AWS_IAM" {
+			t.Errorf("method %s: AuthorizationType %v, want AWS_IAM", id, m["AuthorizationType"])
+		}
+		integ := m["Integration"].(map[string]any)
+		if integ["Type"] != "AWS_PROXY" || integ["IntegrationHttpMethod"] != "POST" {
+			t.Errorf("method %s: integration %v", id, integ)
+		}
+		uri := flat(integ["Uri"])
+		fn := uri[strings.Index(uri, "functions/${")+len("functions/${") : strings.Index(uri, ".Arn}/invocations")]
+		got[m["HttpMethod"].(string)+" "+path(m["ResourceId"])] = fn
+	}
+	want := map[string]string{}
+	for k, f := range routeKeys {
+		fs, _ := stack.FunctionByName(f)
+		want[k] = v.logicalID(t, "AWS::Lambda::Function", fs.Title())
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("methods:\n got  %v\n want %v", got, want)
+	}
+	tpl := v.template(t)
+	check(t, "stage", func() {
+		tpl.HasResourceProperties(jsii.String("AWS::ApiGateway::Stage"), &map[string]any{"StageName": "staging"})
+	})
+	check(t, "regional endpoint", func() {
+		tpl.HasResourceProperties(jsii.String("AWS::ApiGateway::RestApi"), &map[string]any{
+			"EndpointConfiguration": map[string]any{"Types": []any{"REGIONAL"}},
+		})
+	})
+	// Each function may be invoked by this API's stage, on its own
+	// method and path only (path parameters are "*" in the ARN).
+	perms := map[string]string{}
+	for _, p := range v.ofType(t, "AWS::Lambda::Permission") {
+		src := flat(p["SourceArn"])
+		i := strings.Index(src, "${"+api+"}/${RestApiDeploymentStagestaging")
+		if p["Principal"] != "apigateway.amazonaws.com" || i < 0 {
+			t.Errorf("permission %v", p)
+			continue
+		}
+		route := src[strings.Index(src[i+3:], "}/")+i+3+2:]
+		route = route[strings.Index(route, "}/")+2:]
+		perms[route] = strings.TrimSuffix(strings.TrimPrefix(flat(p["FunctionName"]), "${"), ".Arn}")
+	}
+	wantPerms := map[string]string{}
+	for k, f := range want {
+		method, path, _ := strings.Cut(k, " ")
+		for _, param := range []string{"{project}", "{domain}", "{key+}"} {
+			path = strings.ReplaceAll(path, param, "*")
+		}
+		wantPerms[method+path] = f
+	}
+	if !reflect.DeepEqual(perms, wantPerms) {
+		t.Errorf("invoke permissions:\n got  %v\n want %v", perms, wantPerms)
+	}
+}
+
+func TestLogGroups(t *testing.T) {
+	for _, tc := range []struct {
+		v         *variant
+		env       string
+		retention float64
+	}{{devHTTP, "dev", 14}, {prod, "prod", 90}, {stagingREST, "staging", 14}} {
+		for _, f := range stack.Functions {
+			check(t, tc.v.name+"/"+f.Name, func() {
+				tc.v.template(t).HasResourceProperties(jsii.String("AWS::Logs::LogGroup"), &map[string]any{
+					"LogGroupName":    "/aws/lambda/stampede-" + tc.env + "-" + f.Name,
+					"RetentionInDays": tc.retention,
+				})
+			})
+		}
+	}
+}
+
+func TestMetricFilters(t *testing.T) {
+	v := devHTTP
+	want := map[string]string{ // metric → the log group's function and outcome
+		stack.MetricCacheHits:             "get/hit",
+		stack.MetricCacheMisses:           "get/miss",
+		stack.MetricReservationsAcquired:  "reserve/acquired",
+		stack.MetricReservationsContended: "reserve/contended",
+	}
+	got := map[string]string{}
+	serverErrors := map[string]bool{}
+	for _, p := range v.ofType(t, "AWS::Logs::MetricFilter") {
+		mt := list(p["MetricTransformations"])[0].(map[string]any)
+		if mt["MetricNamespace"] != "Stampede/dev" || mt["MetricValue"] != "1" {
+			t.Errorf("metric transformation %v", mt)
+		}
+		pattern := p["FilterPattern"].(string)
+		if !strings.Contains(pattern, `(($.message = "request") || ($.msg = "request"))`) {
+			t.Errorf("pattern %q does not select request lines", pattern)
+		}
+		lg := flat(p["LogGroupName"])
+		fn := ""
+		for _, f := range stack.Functions {
+			if lg == "${"+v.logicalID(t, "AWS::Logs::LogGroup", f.Title()+"Logs")+"}" {
+				fn = f.Name
+			}
+		}
+		outcome := pattern[strings.Index(pattern, `$.outcome = "`)+len(`$.outcome = "`):]
+		outcome = outcome[:strings.Index(outcome, `"`)]
+		if mt["MetricName"] == stack.MetricServerErrors {
+			serverErrors[fn] = outcome == "error" && flat(mt["Dimensions"]) == `[{"Key":"Operation","Value":"$.op"}]`
+			continue
+		}
+		got[mt["MetricName"].(string)] = fn + "/" + outcome
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("metric filters:\n got  %v\n want %v", got, want)
+	}
+	for _, f := range stack.Functions {
+		if !serverErrors[f.Name] {
+			t.Errorf("no server-errors filter on the %s log group", f.Name)
+		}
+	}
+}
+
+func TestAlarms(t *testing.T) {
+	for _, v := range []*variant{devHTTP, stagingREST} {
+		t.Run(v.name, func(t *testing.T) {
+			env := v.context["env"]
+			alarms := map[string]map[string]any{}
+			for _, p := range v.ofType(t, "AWS::CloudWatch::Alarm") {
+				alarms[p["AlarmName"].(string)] = p
+			}
+			for _, f := range stack.Functions {
+				fnRef := "${" + v.logicalID(t, "AWS::Lambda::Function", f.Title()) + "}"
+				prefix := "stampede-" + env + "-" + f.Name
+				errs, ok := alarms[prefix+"-errors"]
+				if !ok {
+					t.Fatalf("no alarm %s-errors", prefix)
+				}
+				m := flat(errs["Metrics"])
+				for _, s := range []string{`"MetricName":"Errors"`, `"Namespace":"AWS/Lambda"`, `"MetricName":"ServerErrors"`, `"Value":"` + f.Name + `"`, "FILL("} {
+					if !strings.Contains(m, s) {
+						t.Errorf("%s-errors metrics lack %s: %s", prefix, s, m)
+					}
+				}
+				fnDim := `"Dimensions":[{"Name":"FunctionName","Value":{"Ref":"` + strings.TrimSuffix(strings.TrimPrefix(fnRef, "${"), "}") + `"}}]`
+				thr, ok := alarms[prefix+"-throttles"]
+				if m := flat(thr["Metrics"]); !ok || !strings.Contains(m, `"MetricName":"Throttles","Namespace":"AWS/Lambda"`) || !strings.Contains(m, fnDim) || thr["Threshold"] != 1.0 {
+					t.Errorf("%s-throttles: %v", prefix, thr)
+				}
+				dur, ok := alarms[prefix+"-p99-duration"]
+				if m := flat(dur["Metrics"]); !ok || !strings.Contains(m, `"MetricName":"Duration","Namespace":"AWS/Lambda"`) || !strings.Contains(m, `"Stat":"p99"`) || !strings.Contains(m, fnDim) || dur["Threshold"] != 1000.0 {
+					t.Errorf("%s-p99-duration: %v", prefix, dur)
+				}
+				for _, a := range []map[string]any{errs, thr, dur} {
+					actions := list(a["AlarmActions"])
+					if v == stagingREST && (len(actions) != 1 || actions[0] != "arn:aws:sns:eu-west-1:123456789012:oncall") {
+						t.Errorf("%s: alarm actions %v", a["AlarmName"], actions)
+					}
+					if v == devHTTP && len(actions) != 0 {
+						t.Errorf("%s: alarm actions %v", a["AlarmName"], actions)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestDashboard(t *testing.T) {
+	for _, p := range devHTTP.ofType(t, "AWS::CloudWatch::Dashboard") {
+		if p["DashboardName"] != "Stampede-dev" {
+			t.Errorf("dashboard name %v", p["DashboardName"])
+		}
+		body := flat(p["DashboardBody"])
+		for _, s := range []string{
+			`"Stampede/dev","CacheHits"`, `"Stampede/dev","CacheMisses"`,
+			`"Stampede/dev","ReservationsContended"`, `"Stampede/dev","ReservationsAcquired"`,
+			`"AWS/Lambda","Duration"`, `"stat":"p99"`, `"stat":"p50"`,
+			`"AWS/Lambda","Throttles"`, "hit ratio", `"type":"alarm"`,
+		} {
+			if !strings.Contains(body, s) {
+				t.Errorf("dashboard lacks %s", s)
+			}
+		}
+	}
+}
+
+func TestOutputs(t *testing.T) {
+	for _, tc := range []struct {
+		v    *variant
+		want []string
+	}{
+		{devHTTP, []string{"ApiUrl", "ApiId", "TableName", "OutputsBucketName"}},
+		{stagingREST, []string{"ApiUrl", "ApiId", "ApiStage", "TableName", "OutputsBucketName"}},
+		{example, []string{"ApiUrl", "TableName", "ExampleStateMachineArn"}},
+	} {
+		tc.v.load(t)
+		outputs := tc.v.json["Outputs"].(map[string]any)
+		want := tc.want
+		for _, f := range stack.Functions {
+			want = append(want, f.Title()+"FunctionArn")
+		}
+		for _, o := range want {
+			if _, ok := outputs[o]; !ok {
+				t.Errorf("%s: no output %s", tc.v.name, o)
+			}
+		}
+	}
+	url := flat(devHTTP.json["Outputs"].(map[string]any)["ApiUrl"].(map[string]any)["Value"])
+	if !strings.HasPrefix(url, "https://${HttpApi") || !strings.HasSuffix(url, "/") {
+		t.Errorf("HTTP API URL %s", url)
+	}
+	url = flat(stagingREST.json["Outputs"].(map[string]any)["ApiUrl"].(map[string]any)["Value"])
+	if !strings.HasPrefix(url, "https://${RestApi") || !strings.Contains(url, "/${RestApiDeploymentStagestaging") {
+		t.Errorf("REST API URL %s", url)
+	}
+}
+
+// asl returns the example state machine's definition, with references to
+// other resources rendered as ${Id.Attr}.
+func asl(t *testing.T) map[string]any {
+	t.Helper()
+	sms := example.ofType(t, "AWS::StepFunctions::StateMachine")
+	if len(sms) != 1 {
+		t.Fatalf("%d state machines", len(sms))
+	}
+	for _, p := range sms {
+		var def map[string]any
+		if err := json.Unmarshal([]byte(flat(p["DefinitionString"])), &def); err != nil {
+			t.Fatal(err)
+		}
+		return def
+	}
+	return nil
+}
+
+func TestExampleStateMachine(t *testing.T) {
+	def := asl(t)
+	states := def["States"].(map[string]any)
+	st := func(name string) map[string]any {
+		s, ok := states["Example: "+name].(map[string]any)
+		if !ok {
+			t.Fatalf("no state %q", name)
+		}
+		return s
+	}
+	fn := func(name string) string {
+		f, _ := stack.FunctionByName(name)
+		return "${" + example.logicalID(t, "AWS::Lambda::Function", f.Title()) + ".Arn}"
+	}
+	if def["StartAt"] != "Example: Prepare" || def["TimeoutSeconds"] != 3600.0 {
+		t.Errorf("StartAt %v, TimeoutSeconds %v", def["StartAt"], def["TimeoutSeconds"])
+	}
+	// get → hit? → (hit) done | (miss) reserve → acquired? → (yes) run | (no) wait → get
+	if st("Get")["Resource"] != fn("get") || st("Get")["Next"] != "Example: Cache hit?" {
+		t.Errorf("get: %v", st("Get"))
+	}
+	if st("Cache hit?")["Default"] != "Example: Reserve" || st("Cache hit?")["Choices"].([]any)[0].(map[string]any)["Next"] != "Example: Done" {
+		t.Errorf("cache hit?: %v", st("Cache hit?"))
+	}
+	if st("Reserve")["Resource"] != fn("reserve") || st("Reserve")["Next"] != "Example: Reservation acquired?" {
+		t.Errorf("reserve: %v", st("Reserve"))
+	}
+	acq := st("Reservation acquired?")
+	if acq["Default"] != "Example: Wait for the holder" || acq["Choices"].([]any)[0].(map[string]any)["Next"] != "Example: Run task" {
+		t.Errorf("acquired?: %v", acq)
+	}
+	if w := st("Wait for the holder"); w["Type"] != "Wait" || w["Next"] != "Example: Get" || w["Seconds"] != 10.0 {
+		t.Errorf("wait: %v (must loop back to get after one heartbeat)", w)
+	}
+	run := st("Run task")
+	if run["Type"] != "Parallel" || run["Next"] != "Example: Put and release" {
+		t.Errorf("run: %v", run)
+	}
+	branch := run["Branches"].([]any)[0].(map[string]any)
+	if branch["StartAt"] != "Example task: write the output" {
+		t.Errorf("branch: %v", branch)
+	}
+	if catch := list(run["Catch"])[0].(map[string]any); catch["Next"] != "Example: Release after failure" {
+		t.Errorf("run catch: %v", catch)
+	}
+	if p := st("Put and release"); p["Resource"] != fn("put") || p["Next"] != "Example: Done" || p["Parameters"].(map[string]any)["release"] != true {
+		t.Errorf("put: %v", p)
+	}
+	if r := st("Release after failure"); r["Resource"] != fn("release") || r["Next"] != "Example: Failed" {
+		t.Errorf("release after failure: %v", r)
+	}
+	if f := st("Failed"); f["Type"] != "Fail" || f["ErrorPath"] != "$.error.Error" || f["CausePath"] != "$.error.Cause" {
+		t.Errorf("failed: %v", f)
+	}
+	if d := st("Done"); d["End"] != true {
+		t.Errorf("done: %v", d)
+	}
+
+	// The state machine may invoke get, put, reserve and release (not
+	// delete), and write the example's objects, nothing else.
+	roleID := example.logicalID(t, "AWS::IAM::Role", "ExampleStateMachineRole")
+	got := policyActions(t, example, roleID)
+	var invokable []string
+	for _, r := range got["lambda:InvokeFunction"] {
+		if !strings.HasSuffix(r, ":*") {
+			invokable = append(invokable, r)
+		}
+	}
+	if want := sorted([]string{fn("get"), fn("put"), fn("reserve"), fn("release")}); !reflect.DeepEqual(sorted(invokable), want) {
+		t.Errorf("state machine may invoke %v, want %v", sorted(invokable), want)
+	}
+	delete(got, "lambda:InvokeFunction")
+	bucket := example.logicalID(t, "AWS::S3::Bucket", "Outputs")
+	if want := map[string][]string{"s3:PutObject": {"${" + bucket + ".Arn}/examples/*"}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("state machine's other permissions %v, want %v", got, want)
+	}
+}
+
+// TestExampleASLDocumented keeps docs/step-functions.md's copy of the
+// example's definition in step with the construct. To refresh it:
+//
+//	STAMPEDE_WRITE_ASL=1 go test ./stack -run TestExampleASLDocumented
+//
+// writes the definition to infra/cdk.out/example-asl.json.
+func TestExampleASLDocumented(t *testing.T) {
+	pretty, _ := json.MarshalIndent(asl(t), "", "  ")
+	if os.Getenv("STAMPEDE_WRITE_ASL") != "" {
+		out := filepath.Join("..", "cdk.out", "example-asl.json")
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(out, append(pretty, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "step-functions.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), string(pretty)) {
+		t.Errorf("docs/step-functions.md does not hold the example's current definition; refresh it from\n" +
+			"  STAMPEDE_WRITE_ASL=1 go test ./stack -run TestExampleASLDocumented  (writes infra/cdk.out/example-asl.json)")
+	}
+}
+
+func TestInvalidContext(t *testing.T) {
+	for name, ctx := range map[string]map[string]string{
+		"env with capitals":   {"env": "Prod"},
+		"unknown api":         {"api": "grpc"},
+		"unknown arch":        {"arch": "riscv"},
+		"memory below 128":    {"memory": "64"},
+		"expiration not a nb": {"outputsExpirationDays": "soon"},
+		"example not a bool":  {"example": "maybe"},
+		"missing assets":      {"assetDir": "/nonexistent/build"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			app := newApp(t, ctx)
+			_, err := stack.FromContext(app)
+			if err == nil {
+				t.Fatal("FromContext accepted invalid context")
+			}
+			if name == "missing assets" && !strings.Contains(err.Error(), `run "make build"`) {
+				t.Errorf("error does not say how to fix it: %v", err)
+			}
+		})
+	}
+}
+
+// TestPermissionsMatchTheService reads the service's storage code (in the
+// repository's root module) and checks that the functions are granted
+// exactly the DynamoDB and S3 actions it calls, together: a new call in
+// internal/dynamostore or internal/s3blobs fails here until the table in
+// functions.go grants it, and a grant nothing calls any more fails too.
+func TestPermissionsMatchTheService(t *testing.T) {
+	calls := func(dir, receiver string) map[string]bool {
+		files, _ := filepath.Glob(filepath.Join("..", "..", "internal", dir, "*.go"))
+		re := regexp.MustCompile(`\.` + receiver + `\.([A-Z]\w+)\(`)
+		out := map[string]bool{}
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range re.FindAllStringSubmatch(string(b), -1) {
+				out[m[1]] = true
+			}
+		}
+		if len(out) == 0 {
+			t.Skipf("no calls found in internal/%s (infra used outside the repository?)", dir)
+		}
+		return out
+	}
+	used := map[string]bool{}
+	for api := range calls("dynamostore", "db") {
+		used["dynamodb:"+api] = true // DynamoDB's IAM actions are its API names
+	}
+	s3Actions := map[string][]string{ // S3 API → the IAM actions it needs here
+		"HeadObject":   {"s3:GetObject", "s3:ListBucket"}, // ListBucket: 404 rather than 403 when missing
+		"GetObject":    {"s3:GetObject", "s3:ListBucket"},
+		"DeleteObject": {"s3:DeleteObject"},
+	}
+	for api := range calls("s3blobs", "s3") {
+		acts, ok := s3Actions[api]
+		if !ok {
+			t.Errorf("internal/s3blobs calls S3 %s: add its IAM actions here and to stack.Functions", api)
+		}
+		for _, a := range acts {
+			used[a] = true
+		}
+	}
+	granted := map[string]bool{}
+	for _, f := range stack.Functions {
+		for _, a := range append(append(append([]string{}, f.TableActions...), f.ObjectActions...), f.BucketActions...) {
+			granted[a] = true
+		}
+	}
+	for a := range used {
+		if !granted[a] {
+			t.Errorf("the service calls %s, which no function is granted", a)
+		}
+	}
+	for a := range granted {
+		if !used[a] {
+			t.Errorf("%s is granted, but the service never needs it", a)
+		}
+	}
+}
