@@ -7,7 +7,7 @@ DDB_LOCAL_DIR  = $(shell scripts/dynamodb-local.sh)
 
 .PHONY: help
 help: ## List the targets.
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
 
 .PHONY: dynamodb-local
 dynamodb-local: ## Fetch DynamoDB Local (pinned, checksummed) into the user cache.

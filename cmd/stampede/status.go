@@ -1,0 +1,191 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/stampede-cache/stampede/client"
+)
+
+// plainRepeat is how often plain (non-terminal) output repeats the waiting
+// line while the holder does not change.
+const plainRepeat = 30 * time.Second
+
+// runStatus shows `stampede run`'s progress on stderr: a live line
+// rewritten every second when stderr is a terminal, plain lines otherwise.
+type runStatus struct {
+	w     io.Writer
+	tty   bool
+	quiet bool
+	key   string
+	now   func() time.Time
+
+	mu      sync.Mutex
+	holder  *client.Reservation
+	since   time.Time
+	printed time.Time // plain: when the waiting line was last printed
+	live    bool      // tty: a live line is on screen
+	ticker  *time.Ticker
+	stop    chan struct{}
+	wg      sync.WaitGroup
+
+	// acquired is our reservation once we hold it.
+	acquired *client.Reservation
+	// computed is set when this process ran the command.
+	computed bool
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	info, err := f.Stat()
+	return err == nil && info.Mode()&os.ModeCharDevice != 0 && os.Getenv("TERM") != "dumb"
+}
+
+func newRunStatus(w io.Writer, key string, quiet bool) *runStatus {
+	return &runStatus{w: w, tty: isTerminal(w), quiet: quiet, key: key, now: time.Now}
+}
+
+// observe is the GetOrCompute observer.
+func (s *runStatus) observe(ev client.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch ev.Kind {
+	case client.EventWaiting:
+		changed := s.holder == nil || s.holder.OwnerID != ev.Reservation.OwnerID || s.holder.Fence != ev.Reservation.Fence
+		s.holder, s.since = ev.Reservation, ev.HeldSince
+		if s.quiet {
+			return
+		}
+		if s.tty {
+			s.renderLocked()
+			s.startTickerLocked()
+			return
+		}
+		if changed || s.now().Sub(s.printed) >= plainRepeat {
+			s.printed = s.now()
+			fmt.Fprintf(s.w, "stampede run: waiting for %q: held by %s (fence %d) for %s, expires at %s\n",
+				s.key, s.holder.OwnerID, s.holder.Fence, roundDuration(s.now().Sub(s.since)), formatTime(s.holder.ExpiresAt))
+		}
+	case client.EventHit:
+		if ev.Waited {
+			s.linef("stampede run: %q was computed by another owner (version %d)", s.key, ev.Entry.Version)
+		} else {
+			s.linef("stampede run: cache hit for %q (version %d); not running the command", s.key, ev.Entry.Version)
+		}
+	case client.EventAcquired:
+		s.acquired = ev.Reservation
+		s.computed = true
+		if ev.Waited && s.holder != nil {
+			s.linef("stampede run: took over %q from %s (fence %d); running the command as %s (fence %d)",
+				s.key, s.holder.OwnerID, s.holder.Fence, ev.Reservation.OwnerID, ev.Reservation.Fence)
+		} else {
+			s.linef("stampede run: running the command for %q as %s (fence %d)", s.key, ev.Reservation.OwnerID, ev.Reservation.Fence)
+		}
+	case client.EventHeartbeat:
+		if ev.Err != nil {
+			s.linef("stampede run: heartbeat failed (retrying): %s", describe(ev.Err, ""))
+		}
+	case client.EventLost:
+		s.linef("stampede run: lost the reservation of %q to %s (fence %d); stopping the command", s.key, ev.Reservation.OwnerID, ev.Reservation.Fence)
+	case client.EventStored:
+		if ev.Existing {
+			s.linef("stampede run: another owner stored %q first (version %d); using its entry", s.key, ev.Entry.Version)
+		} else {
+			s.linef("stampede run: stored %q (version %d)", s.key, ev.Entry.Version)
+		}
+	case client.EventReleased:
+		if ev.Err != nil {
+			s.linef("stampede run: release failed (the reservation will expire): %s", describe(ev.Err, ""))
+		}
+	}
+}
+
+// linef ends any live line and prints a status line. Callers hold mu.
+func (s *runStatus) linef(format string, args ...any) {
+	s.stopTickerLocked()
+	if s.quiet {
+		return
+	}
+	s.clearLocked()
+	fmt.Fprintf(s.w, format+"\n", args...)
+}
+
+// renderLocked draws the live waiting line.
+func (s *runStatus) renderLocked() {
+	if s.holder == nil {
+		return
+	}
+	now := s.now()
+	expires := "expired"
+	if left := s.holder.ExpiresAt.Sub(now); left > 0 {
+		expires = "expires in " + roundDuration(left)
+	}
+	fmt.Fprintf(s.w, "\r\033[2Kstampede run: waiting for %q: held by %s (fence %d) for %s, %s",
+		s.key, s.holder.OwnerID, s.holder.Fence, roundDuration(now.Sub(s.since)), expires)
+	s.live = true
+}
+
+func (s *runStatus) clearLocked() {
+	if s.live {
+		fmt.Fprint(s.w, "\r\033[2K")
+		s.live = false
+	}
+}
+
+// startTickerLocked redraws the live line every second while waiting.
+func (s *runStatus) startTickerLocked() {
+	if s.ticker != nil {
+		return
+	}
+	s.ticker = time.NewTicker(time.Second)
+	s.stop = make(chan struct{})
+	ticker, stop := s.ticker, s.stop
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-ticker.C:
+				s.mu.Lock()
+				if s.live {
+					s.renderLocked()
+				}
+				s.mu.Unlock()
+			}
+		}
+	}()
+}
+
+func (s *runStatus) stopTickerLocked() {
+	if s.ticker != nil {
+		s.ticker.Stop()
+		close(s.stop)
+		s.ticker = nil
+	}
+}
+
+// close ends the live line and waits for the redraw goroutine.
+func (s *runStatus) close() {
+	s.mu.Lock()
+	s.stopTickerLocked()
+	s.clearLocked()
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// roundDuration renders a duration to the second ("1m5s", "0s").
+func roundDuration(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	return d.Round(time.Second).String()
+}
