@@ -261,9 +261,15 @@ func newForwarder() *forwarder {
 	return f
 }
 
+// attach makes p the process signals go to. A signal that arrived while
+// the command was starting (before attach) is delivered now: otherwise it
+// would be recorded as forwarded and the command never told.
 func (f *forwarder) attach(p *os.Process) {
 	f.mu.Lock()
 	f.proc = p
+	if p != nil && f.last != nil {
+		_ = p.Signal(f.last)
+	}
 	f.mu.Unlock()
 }
 
