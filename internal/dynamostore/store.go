@@ -172,16 +172,7 @@ func (s *Store) PutEntry(ctx context.Context, w manager.EntryWrite) (manager.Put
 	if err != nil {
 		return manager.PutOutcome{}, fmt.Errorf("build put expression: %w", err)
 	}
-	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                           &s.table,
-		Key:                                 s.itemKey(w.ID),
-		UpdateExpression:                    expr.Update(),
-		ConditionExpression:                 expr.Condition(),
-		ExpressionAttributeNames:            expr.Names(),
-		ExpressionAttributeValues:           expr.Values(),
-		ReturnValues:                        types.ReturnValueAllOld,
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
+	out, err := s.update(ctx, w.ID, expr, types.ReturnValueAllOld)
 	if item, failed := conditionFailed(err); failed {
 		rec, derr := decode(item)
 		if derr != nil || rec == nil {
@@ -242,16 +233,7 @@ func (s *Store) DeleteEntry(ctx context.Context, d manager.EntryDelete) (manager
 	if err != nil {
 		return manager.DeleteOutcome{}, fmt.Errorf("build delete expression: %w", err)
 	}
-	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                           &s.table,
-		Key:                                 s.itemKey(d.ID),
-		UpdateExpression:                    expr.Update(),
-		ConditionExpression:                 expr.Condition(),
-		ExpressionAttributeNames:            expr.Names(),
-		ExpressionAttributeValues:           expr.Values(),
-		ReturnValues:                        types.ReturnValueAllOld,
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
+	out, err := s.update(ctx, d.ID, expr, types.ReturnValueAllOld)
 	item, failed := conditionFailed(err)
 	if err != nil && !failed {
 		return manager.DeleteOutcome{}, classify("UpdateItem", err)
@@ -300,16 +282,7 @@ func (s *Store) AcquireReservation(ctx context.Context, a manager.Acquisition) (
 	if err != nil {
 		return manager.Reservation{}, false, fmt.Errorf("build reserve expression: %w", err)
 	}
-	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                           &s.table,
-		Key:                                 s.itemKey(a.ID),
-		UpdateExpression:                    expr.Update(),
-		ConditionExpression:                 expr.Condition(),
-		ExpressionAttributeNames:            expr.Names(),
-		ExpressionAttributeValues:           expr.Values(),
-		ReturnValues:                        types.ReturnValueUpdatedNew,
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
+	out, err := s.update(ctx, a.ID, expr, types.ReturnValueUpdatedNew)
 	item, failed := conditionFailed(err)
 	if err != nil && !failed {
 		return manager.Reservation{}, false, classify("UpdateItem", err)
@@ -339,14 +312,7 @@ func (s *Store) ReleaseReservation(ctx context.Context, id manager.ID, ownerID s
 	if err != nil {
 		return false, fmt.Errorf("build release expression: %w", err)
 	}
-	_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &s.table,
-		Key:                       s.itemKey(id),
-		UpdateExpression:          expr.Update(),
-		ConditionExpression:       expr.Condition(),
-		ExpressionAttributeNames:  expr.Names(),
-		ExpressionAttributeValues: expr.Values(),
-	})
+	_, err = s.update(ctx, id, expr, types.ReturnValueNone)
 	if _, failed := conditionFailed(err); failed {
 		return false, nil
 	}
@@ -354,6 +320,22 @@ func (s *Store) ReleaseReservation(ctx context.Context, id manager.ID, ownerID s
 		return false, classify("UpdateItem", err)
 	}
 	return true, nil
+}
+
+// update sends one conditional UpdateItem. When the condition fails the
+// item comes back with the error (ReturnValuesOnConditionCheckFailure), so
+// callers learn why without a second read.
+func (s *Store) update(ctx context.Context, id manager.ID, expr expression.Expression, rv types.ReturnValue) (*dynamodb.UpdateItemOutput, error) {
+	return s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                           &s.table,
+		Key:                                 s.itemKey(id),
+		UpdateExpression:                    expr.Update(),
+		ConditionExpression:                 expr.Condition(),
+		ExpressionAttributeNames:            expr.Names(),
+		ExpressionAttributeValues:           expr.Values(),
+		ReturnValues:                        rv,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
 }
 
 // decode unmarshals an item; nil for none.
