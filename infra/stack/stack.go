@@ -107,8 +107,8 @@ func New(scope constructs.Construct, id string, props *awscdk.StackProps, cfg Co
 		AbortIncompleteMultipartUploadAfter: awscdk.Duration_Days(jsii.Number(7)),
 	})
 	if cfg.OutputsExpirationDays > 0 {
-		// An expired object leaves its entry dangling until the next get,
-		// which verifies the object and drops the entry.
+		// An expired object leaves its entry dangling until a get with
+		// verify=true checks the object and drops the entry.
 		lifecycle = append(lifecycle, &awss3.LifecycleRule{
 			Id:         jsii.String("expire-outputs"),
 			Expiration: awscdk.Duration_Days(jsii.Number(float64(cfg.OutputsExpirationDays))),
