@@ -24,7 +24,7 @@ func (s *Stampede) newHTTPAPI(scope constructs.Construct, cfg Config) {
 		// and no unauthenticated path.
 		DefaultAuthorizer: authorizers.NewHttpIamAuthorizer(),
 	})
-	for _, f := range Functions {
+	for _, f := range Functions() {
 		integration := integrations.NewHttpLambdaIntegration(jsii.String(f.Title()+"Integration"), s.Functions[f.Name],
 			&integrations.HttpLambdaIntegrationProps{PayloadFormatVersion: apigwv2.PayloadFormatVersion_VERSION_2_0()})
 		for _, r := range f.Routes {
@@ -61,7 +61,7 @@ func (s *Stampede) newRestAPI(scope constructs.Construct, cfg Config) {
 		},
 	})
 	resources := map[string]apigw.Resource{}
-	for _, f := range Functions {
+	for _, f := range Functions() {
 		integration := apigw.NewLambdaIntegration(s.Functions[f.Name], &apigw.LambdaIntegrationOptions{
 			Proxy: jsii.Bool(true),
 			// No extra permission for the console's test-invoke.

@@ -196,7 +196,7 @@ func ConfigFromContext(node constructs.Node) (Config, error) {
 // than a stack with empty functions.
 func (c Config) CheckAssets() error {
 	var errs []error
-	for _, f := range Functions {
+	for _, f := range Functions() {
 		p := filepath.Join(c.AssetDir, f.Name, "bootstrap")
 		st, err := os.Stat(p)
 		switch {

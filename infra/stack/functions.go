@@ -67,47 +67,49 @@ const (
 // 404: without it S3 answers 403, which the service cannot tell from a
 // real denial, and a get of an entry whose output has expired would fail
 // instead of dropping the entry.
-var Functions = []Function{
-	{
-		Name:          "get",
-		Description:   "Stampede: look a cache entry up",
-		TableActions:  []string{"dynamodb:GetItem", "dynamodb:UpdateItem"},
-		ObjectActions: []string{"s3:GetObject"},
-		BucketActions: []string{"s3:ListBucket"},
-		Routes:        []Route{{"GET", CachePath}},
-	},
-	{
-		Name:          "put",
-		Description:   "Stampede: store a cache entry",
-		TableActions:  []string{"dynamodb:UpdateItem"},
-		ObjectActions: []string{"s3:GetObject", "s3:DeleteObject"},
-		BucketActions: []string{"s3:ListBucket"},
-		Routes:        []Route{{"PUT", CachePath}},
-	},
-	{
-		Name:          "delete",
-		Description:   "Stampede: delete a cache entry",
-		TableActions:  []string{"dynamodb:UpdateItem"},
-		ObjectActions: []string{"s3:DeleteObject"},
-		Routes:        []Route{{"DELETE", CachePath}},
-	},
-	{
-		Name:         "reserve",
-		Description:  "Stampede: reserve a key, or extend a held reservation",
-		TableActions: []string{"dynamodb:UpdateItem"},
-		Routes:       []Route{{"POST", ReservationsPath}},
-	},
-	{
-		Name:         "release",
-		Description:  "Stampede: release a held reservation",
-		TableActions: []string{"dynamodb:UpdateItem"},
-		Routes:       []Route{{"DELETE", ReservationsPath}},
-	},
+func Functions() []Function {
+	return []Function{
+		{
+			Name:          "get",
+			Description:   "Stampede: look a cache entry up",
+			TableActions:  []string{"dynamodb:GetItem", "dynamodb:UpdateItem"},
+			ObjectActions: []string{"s3:GetObject"},
+			BucketActions: []string{"s3:ListBucket"},
+			Routes:        []Route{{"GET", CachePath}},
+		},
+		{
+			Name:          "put",
+			Description:   "Stampede: store a cache entry",
+			TableActions:  []string{"dynamodb:UpdateItem"},
+			ObjectActions: []string{"s3:GetObject", "s3:DeleteObject"},
+			BucketActions: []string{"s3:ListBucket"},
+			Routes:        []Route{{"PUT", CachePath}},
+		},
+		{
+			Name:          "delete",
+			Description:   "Stampede: delete a cache entry",
+			TableActions:  []string{"dynamodb:UpdateItem"},
+			ObjectActions: []string{"s3:DeleteObject"},
+			Routes:        []Route{{"DELETE", CachePath}},
+		},
+		{
+			Name:         "reserve",
+			Description:  "Stampede: reserve a key, or extend a held reservation",
+			TableActions: []string{"dynamodb:UpdateItem"},
+			Routes:       []Route{{"POST", ReservationsPath}},
+		},
+		{
+			Name:         "release",
+			Description:  "Stampede: release a held reservation",
+			TableActions: []string{"dynamodb:UpdateItem"},
+			Routes:       []Route{{"DELETE", ReservationsPath}},
+		},
+	}
 }
 
 // FunctionByName returns the entry of Functions named name.
 func FunctionByName(name string) (Function, bool) {
-	for _, f := range Functions {
+	for _, f := range Functions() {
 		if f.Name == name {
 			return f, true
 		}

@@ -53,7 +53,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	for _, f := range stack.Functions {
+	for _, f := range stack.Functions() {
 		if err := os.MkdirAll(filepath.Join(dir, f.Name), 0o755); err != nil {
 			panic(err)
 		}

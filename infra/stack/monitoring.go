@@ -36,11 +36,13 @@ type logMetric struct {
 	op, outcome, name string
 }
 
-var logMetrics = []logMetric{
-	{"get", "hit", MetricCacheHits},
-	{"get", "miss", MetricCacheMisses},
-	{"reserve", "acquired", MetricReservationsAcquired},
-	{"reserve", "contended", MetricReservationsContended},
+func logMetrics() []logMetric {
+	return []logMetric{
+		{"get", "hit", MetricCacheHits},
+		{"get", "miss", MetricCacheMisses},
+		{"reserve", "acquired", MetricReservationsAcquired},
+		{"reserve", "contended", MetricReservationsContended},
+	}
 }
 
 // Namespace is the CloudWatch namespace of the log-based metrics.
@@ -67,7 +69,7 @@ func (s *Stampede) newMonitoring(scope constructs.Construct, cfg Config) {
 		return cw.NewMetric(props)
 	}
 
-	for _, m := range logMetrics {
+	for _, m := range logMetrics() {
 		awslogs.NewMetricFilter(scope, jsii.String(m.name+"Filter"), &awslogs.MetricFilterProps{
 			LogGroup:        s.LogGroups[m.op],
 			FilterPattern:   requestPattern(m.outcome),
@@ -103,7 +105,7 @@ func (s *Stampede) newMonitoring(scope constructs.Construct, cfg Config) {
 	}
 
 	var errorsByFn, throttlesByFn, p99ByFn, p50ByFn, invocationsByFn []cw.IMetric
-	for _, f := range Functions {
+	for _, f := range Functions() {
 		fn := s.Functions[f.Name]
 		id := f.Title()
 		awslogs.NewMetricFilter(scope, jsii.String(id+"ServerErrorsFilter"), &awslogs.MetricFilterProps{

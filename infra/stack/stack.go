@@ -126,7 +126,7 @@ func New(scope constructs.Construct, id string, props *awscdk.StackProps, cfg Co
 		RemovalPolicy: removal,
 	})
 
-	for _, f := range Functions {
+	for _, f := range Functions() {
 		s.Functions[f.Name] = s.newFunction(st, f, cfg)
 	}
 
@@ -147,7 +147,7 @@ func New(scope constructs.Construct, id string, props *awscdk.StackProps, cfg Co
 	output("ApiUrl", s.APIURL, "Base URL of the API: append v1/projects/{project}/domains/{domain}/...; sign requests with SigV4 (service execute-api).")
 	output("TableName", s.Table.TableName(), "DynamoDB table of cache entries and reservations.")
 	output("OutputsBucketName", s.Bucket.BucketName(), "S3 bucket for task outputs that Stampede manages.")
-	for _, f := range Functions {
+	for _, f := range Functions() {
 		output(f.Title()+"FunctionArn", s.Functions[f.Name].FunctionArn(), fmt.Sprintf("The %s function, for direct invocation (e.g. from Step Functions).", f.Name))
 	}
 	return s

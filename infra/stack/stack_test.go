@@ -111,7 +111,7 @@ func TestFunctions(t *testing.T) {
 		tpl := tc.v.template(t)
 		table := tc.v.logicalID(t, "AWS::DynamoDB::Table", "Table")
 		bucket := tc.v.logicalID(t, "AWS::S3::Bucket", "Outputs")
-		for _, f := range stack.Functions {
+		for _, f := range stack.Functions() {
 			t.Run(tc.v.name+"/"+f.Name, func(t *testing.T) {
 				logs := tc.v.logicalID(t, "AWS::Logs::LogGroup", f.Title()+"Logs")
 				check(t, "function properties", func() {
@@ -185,7 +185,7 @@ func TestLeastPrivilege(t *testing.T) {
 	for _, v := range []*variant{devHTTP, prod, stagingREST, example} {
 		table := v.logicalID(t, "AWS::DynamoDB::Table", "Table")
 		bucket := v.logicalID(t, "AWS::S3::Bucket", "Outputs")
-		for _, f := range stack.Functions {
+		for _, f := range stack.Functions() {
 			t.Run(v.name+"/"+f.Name, func(t *testing.T) {
 				fnID := v.logicalID(t, "AWS::Lambda::Function", f.Title())
 				fn := v.resources(t)[fnID]["Properties"].(map[string]any)
@@ -232,10 +232,10 @@ func TestPermissionTable(t *testing.T) {
 		"reserve": {"dynamodb:UpdateItem"},
 		"release": {"dynamodb:UpdateItem"},
 	}
-	if len(stack.Functions) != len(want) {
-		t.Fatalf("%d functions, want %d", len(stack.Functions), len(want))
+	if len(stack.Functions()) != len(want) {
+		t.Fatalf("%d functions, want %d", len(stack.Functions()), len(want))
 	}
-	for _, f := range stack.Functions {
+	for _, f := range stack.Functions() {
 		got := sorted(append(append(append([]string{}, f.TableActions...), f.ObjectActions...), f.BucketActions...))
 		if !reflect.DeepEqual(got, want[f.Name]) {
 			t.Errorf("%s: actions %v, want %v", f.Name, got, want[f.Name])
@@ -512,7 +512,7 @@ func TestLogGroups(t *testing.T) {
 		env       string
 		retention float64
 	}{{devHTTP, "dev", 14}, {prod, "prod", 90}, {stagingREST, "staging", 14}} {
-		for _, f := range stack.Functions {
+		for _, f := range stack.Functions() {
 			check(t, tc.v.name+"/"+f.Name, func() {
 				tc.v.template(t).HasResourceProperties(jsii.String("AWS::Logs::LogGroup"), &map[string]any{
 					"LogGroupName":    "/aws/lambda/stampede-" + tc.env + "-" + f.Name,
@@ -544,7 +544,7 @@ func TestMetricFilters(t *testing.T) {
 		}
 		lg := flat(p["LogGroupName"])
 		fn := ""
-		for _, f := range stack.Functions {
+		for _, f := range stack.Functions() {
 			if lg == "${"+v.logicalID(t, "AWS::Logs::LogGroup", f.Title()+"Logs")+"}" {
 				fn = f.Name
 			}
@@ -560,7 +560,7 @@ func TestMetricFilters(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("metric filters:\n got  %v\n want %v", got, want)
 	}
-	for _, f := range stack.Functions {
+	for _, f := range stack.Functions() {
 		if !serverErrors[f.Name] {
 			t.Errorf("no server-errors filter on the %s log group", f.Name)
 		}
@@ -575,7 +575,7 @@ func TestAlarms(t *testing.T) {
 			for _, p := range v.ofType(t, "AWS::CloudWatch::Alarm") {
 				alarms[p["AlarmName"].(string)] = p
 			}
-			for _, f := range stack.Functions {
+			for _, f := range stack.Functions() {
 				fnRef := "${" + v.logicalID(t, "AWS::Lambda::Function", f.Title()) + "}"
 				prefix := "stampede-" + env + "-" + f.Name
 				errs, ok := alarms[prefix+"-errors"]
@@ -642,7 +642,7 @@ func TestOutputs(t *testing.T) {
 		tc.v.load(t)
 		outputs := tc.v.json["Outputs"].(map[string]any)
 		want := tc.want
-		for _, f := range stack.Functions {
+		for _, f := range stack.Functions() {
 			want = append(want, f.Title()+"FunctionArn")
 		}
 		for _, o := range want {
@@ -853,7 +853,7 @@ func TestPermissionsMatchTheService(t *testing.T) {
 		}
 	}
 	granted := map[string]bool{}
-	for _, f := range stack.Functions {
+	for _, f := range stack.Functions() {
 		for _, a := range append(append(append([]string{}, f.TableActions...), f.ObjectActions...), f.BucketActions...) {
 			granted[a] = true
 		}
