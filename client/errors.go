@@ -46,16 +46,29 @@ var (
 // cause, and the output is not stored.
 var ErrReservationLost = errors.New("stampede: reservation lost")
 
-var sentinels = map[string]error{
-	CodeInvalidArgument:    ErrInvalidArgument,
-	CodeNotFound:           ErrNotFound,
-	CodeAlreadyExists:      ErrAlreadyExists,
-	CodeFailedPrecondition: ErrFailedPrecondition,
-	CodePayloadTooLarge:    ErrPayloadTooLarge,
-	CodeThrottled:          ErrThrottled,
-	CodeUnavailable:        ErrUnavailable,
-	CodeInternal:           ErrInternal,
-	CodeNotModified:        ErrNotModified,
+// sentinel returns the sentinel error of a code, or nil.
+func sentinel(code string) error {
+	switch code {
+	case CodeInvalidArgument:
+		return ErrInvalidArgument
+	case CodeNotFound:
+		return ErrNotFound
+	case CodeAlreadyExists:
+		return ErrAlreadyExists
+	case CodeFailedPrecondition:
+		return ErrFailedPrecondition
+	case CodePayloadTooLarge:
+		return ErrPayloadTooLarge
+	case CodeThrottled:
+		return ErrThrottled
+	case CodeUnavailable:
+		return ErrUnavailable
+	case CodeInternal:
+		return ErrInternal
+	case CodeNotModified:
+		return ErrNotModified
+	}
+	return nil
 }
 
 // APIError is a request the service (or the gateway in front of it)
@@ -99,8 +112,8 @@ func (e *APIError) Error() string {
 
 // Is reports whether target is the sentinel of e's code.
 func (e *APIError) Is(target error) bool {
-	s, ok := sentinels[e.Code]
-	return ok && s == target
+	s := sentinel(e.Code)
+	return s != nil && s == target
 }
 
 // retryable reports whether a request that got this error may be retried.
