@@ -44,6 +44,12 @@ func (h *Handler) HandleHTTPAPI(ctx context.Context, ev events.APIGatewayV2HTTPR
 
 // HandleREST serves an API Gateway REST API (payload format 1.0) proxy event.
 func (h *Handler) HandleREST(ctx context.Context, ev events.APIGatewayProxyRequest) events.APIGatewayProxyResponse {
+	return h.handleV1(ctx, ev, true)
+}
+
+// handleV1 serves a payload format 1.0 event. REST APIs keep the path's
+// percent-encoding (escaped); HTTP APIs sending format 1.0 decode it.
+func (h *Handler) handleV1(ctx context.Context, ev events.APIGatewayProxyRequest, escaped bool) events.APIGatewayProxyResponse {
 	query := url.Values(ev.MultiValueQueryStringParameters)
 	if query == nil {
 		query = url.Values{}
@@ -51,11 +57,7 @@ func (h *Handler) HandleREST(ctx context.Context, ev events.APIGatewayProxyReque
 			query.Set(k, v)
 		}
 	}
-	// REST APIs keep the path's percent-encoding, in path parameters too.
-	params := make(map[string]string, len(ev.PathParameters))
-	for k, v := range ev.PathParameters {
-		params[k] = v
-	}
+
 	header := make(http.Header, len(ev.Headers))
 	for k, v := range ev.Headers {
 		header.Set(k, v)
@@ -67,9 +69,9 @@ func (h *Handler) HandleREST(ctx context.Context, ev events.APIGatewayProxyReque
 		header:   header,
 		method:   ev.HTTPMethod,
 		template: ev.Resource,
-		params:   params,
+		params:   ev.PathParameters,
 		path:     ev.Path,
-		escaped:  true,
+		escaped:  escaped,
 		query:    query,
 		body:     ev.Body,
 		base64:   ev.IsBase64Encoded,
@@ -98,13 +100,13 @@ func (h *Handler) invokeHTTPAPI(ctx context.Context, payload json.RawMessage) an
 	return h.HandleHTTPAPI(ctx, ev)
 }
 
-func (h *Handler) invokeREST(ctx context.Context, payload json.RawMessage) any {
+func (h *Handler) invokeV1(ctx context.Context, payload json.RawMessage, escaped bool) any {
 	var ev events.APIGatewayProxyRequest
 	if err := json.Unmarshal(payload, &ev); err != nil {
 		return events.APIGatewayProxyResponse{StatusCode: http.StatusBadRequest, Headers: responseHeaders(result{}),
 			Body: mustErrorBody(manager.Errorf(manager.CodeInvalidArgument, "body: malformed API Gateway event"))}
 	}
-	return h.HandleREST(ctx, ev)
+	return h.handleV1(ctx, ev, escaped)
 }
 
 func mustErrorBody(err error) string {

@@ -351,3 +351,25 @@ func toJSON(v any) string {
 	data, _ := json.Marshal(v)
 	return string(data)
 }
+
+func TestHTTPAPIPayload1Events(t *testing.T) {
+	// An HTTP API configured for payload 1.0 decodes the path, unlike a
+	// REST API: "%25" must not be decoded twice.
+	fns, _ := functions(t)
+	if _, err := invoke(t, fns[transport.OpPut], `{"project":"ml","domain":"dev","key":"100%25 done","output_uri":"s3://bucket/x"}`); err != nil {
+		t.Fatal(err)
+	}
+	route := routeOf(transport.OpGet)
+	ev := map[string]any{
+		"version": "1.0", "resource": route.Template, "httpMethod": "GET",
+		"path":           "/v1/projects/ml/domains/dev/cache/100%25 done",
+		"pathParameters": map[string]string{"project": "ml", "domain": "dev", "key": "100%25 done"},
+	}
+	out, err := invoke(t, fns[transport.OpGet], toJSON(ev))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp := out.(events.APIGatewayProxyResponse); resp.StatusCode != 200 || !strings.Contains(resp.Body, `"key":"100%25 done"`) {
+		t.Fatalf("%#v", resp)
+	}
+}

@@ -56,7 +56,8 @@ func (h *Handler) Invoke(ctx context.Context, payload json.RawMessage) (any, err
 	case probe.Version == "2.0" && probe.RouteKey != "":
 		return h.invokeHTTPAPI(ctx, payload), nil
 	case probe.HTTPMethod != "" && probe.Resource != "":
-		return h.invokeREST(ctx, payload), nil
+		// REST APIs send no version; HTTP APIs' format 1.0 says "1.0".
+		return h.invokeV1(ctx, payload, probe.Version != "1.0"), nil
 	default:
 		return h.Direct(ctx, payload)
 	}
