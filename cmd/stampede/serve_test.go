@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stampede-cache/stampede/internal/testenv"
 )
 
 // TestServeLifecycle runs the real binary: it starts DynamoDB Local, serves
@@ -23,7 +25,7 @@ func TestServeLifecycle(t *testing.T) {
 	}
 	dataDir := t.TempDir()
 
-	base, health, stop := startServer(t, bin, dataDir)
+	base, health, stop := startServer(t, bin, dataDir, nil)
 	put := request(t, "PUT", base+"/v1/projects/ml/domains/dev/cache/models%2Fresnet", `{"output_uri":"s3://bucket/resnet"}`)
 	if put.StatusCode != 201 {
 		t.Fatalf("put: %d", put.StatusCode)
@@ -37,7 +39,7 @@ func TestServeLifecycle(t *testing.T) {
 		t.Fatalf("DynamoDB Local still answers at %s", health["dynamodb_endpoint"])
 	}
 
-	base, _, stop = startServer(t, bin, dataDir)
+	base, _, stop = startServer(t, bin, dataDir, nil)
 	get := request(t, "GET", base+"/v1/projects/ml/domains/dev/cache/models/resnet", "")
 	body, _ := io.ReadAll(get.Body)
 	if get.StatusCode != 200 || !strings.Contains(string(body), `"output_uri":"s3://bucket/resnet"`) {
@@ -48,11 +50,36 @@ func TestServeLifecycle(t *testing.T) {
 	}
 }
 
-func startServer(t *testing.T, bin, dataDir string) (string, map[string]any, func(os.Signal) int) {
+// TestServeAgainstARunningDynamoDB: with STAMPEDE_DYNAMODB_ENDPOINT the
+// server uses that engine (as it would LocalStack) and leaves it running.
+func TestServeAgainstARunningDynamoDB(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "stampede")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	endpoint := testenv.Endpoint(t)
+	base, health, stop := startServer(t, bin, t.TempDir(), []string{"STAMPEDE_DYNAMODB_ENDPOINT=" + endpoint, "STAMPEDE_TABLE=serve-external"})
+	if health["dynamodb_endpoint"] != endpoint || health["table"] != "serve-external" {
+		t.Fatalf("healthz: %v", health)
+	}
+	if put := request(t, "PUT", base+"/v1/projects/ml/domains/dev/cache/k", `{"output_uri":"s3://bucket/k"}`); put.StatusCode != 201 {
+		t.Fatalf("put: %d", put.StatusCode)
+	}
+	if code := stop(syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	resp, err := http.Get(endpoint)
+	if err != nil {
+		t.Fatalf("the external DynamoDB was stopped: %v", err)
+	}
+	resp.Body.Close()
+}
+
+func startServer(t *testing.T, bin, dataDir string, env []string) (string, map[string]any, func(os.Signal) int) {
 	t.Helper()
 	ready := filepath.Join(t.TempDir(), "ready")
 	cmd := exec.Command(bin, "serve", "-addr", "127.0.0.1:0", "-data-dir", dataDir, "-ready-file", ready)
-	cmd.Env = append(os.Environ(), "STAMPEDE_DYNAMODB_ENDPOINT=", "AWS_ENDPOINT_URL_DYNAMODB=")
+	cmd.Env = append(append(os.Environ(), "STAMPEDE_DYNAMODB_ENDPOINT=", "AWS_ENDPOINT_URL_DYNAMODB="), env...)
 	logs := &strings.Builder{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
@@ -93,7 +120,7 @@ func startServer(t *testing.T, bin, dataDir string) (string, map[string]any, fun
 		case <-time.After(30 * time.Second):
 			t.Fatalf("server did not stop on %v:\n%s", sig, logs)
 		}
-		if !strings.Contains(logs.String(), "stopping DynamoDB Local") {
+		if !strings.Contains(logs.String(), "shutting down") {
 			t.Errorf("no orderly shutdown in logs:\n%s", logs)
 		}
 		return cmd.ProcessState.ExitCode()

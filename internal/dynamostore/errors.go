@@ -33,11 +33,12 @@ func classify(op string, err error) error {
 	if errors.As(err, &respErr) && respErr.HTTPStatusCode() == http.StatusServiceUnavailable {
 		return unavailable(err)
 	}
-	// The retry budget ran out, the connection failed, or the deadline (the
-	// Lambda's remaining time) passed: the table is out of reach for now.
+	// The retry budget ran out, the connection failed, the deadline (the
+	// Lambda's remaining time) passed or the caller went away: the table is
+	// out of reach for now.
 	var quota ratelimit.QuotaExceededError
 	var netErr net.Error
-	if errors.As(err, &quota) || errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.As(err, &quota) || errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return unavailable(err)
 	}
 	return &opError{op: op, err: err}
