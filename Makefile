@@ -15,7 +15,8 @@ dynamodb-local: ## Fetch DynamoDB Local (pinned, checksummed) into the user cach
 
 .PHONY: run
 run: dynamodb-local ## Start the local API on 127.0.0.1:8080 backed by DynamoDB Local.
-	STAMPEDE_DYNAMODB_LOCAL_DIR="$(DDB_LOCAL_DIR)" $(GO) run ./cmd/stampede serve
+	$(GO) build -o build/stampede ./cmd/stampede
+	STAMPEDE_DYNAMODB_LOCAL_DIR="$(DDB_LOCAL_DIR)" exec build/stampede serve
 
 .PHONY: test
 test: dynamodb-local test-go test-infra ## Run every test (race detector on).
