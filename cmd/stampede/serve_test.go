@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -58,8 +59,9 @@ func TestServeAgainstARunningDynamoDB(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	endpoint := testenv.Endpoint(t)
-	base, health, stop := startServer(t, bin, t.TempDir(), []string{"STAMPEDE_DYNAMODB_ENDPOINT=" + endpoint, "STAMPEDE_TABLE=serve-external"})
-	if health["dynamodb_endpoint"] != endpoint || health["table"] != "serve-external" {
+	table := fmt.Sprintf("serve-external-%d", time.Now().UnixNano())
+	base, health, stop := startServer(t, bin, t.TempDir(), []string{"STAMPEDE_DYNAMODB_ENDPOINT=" + endpoint, "STAMPEDE_TABLE=" + table})
+	if health["dynamodb_endpoint"] != endpoint || health["table"] != table {
 		t.Fatalf("healthz: %v", health)
 	}
 	if put := request(t, "PUT", base+"/v1/projects/ml/domains/dev/cache/k", `{"output_uri":"s3://bucket/k"}`); put.StatusCode != 201 {
