@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -114,7 +113,7 @@ func Start(ctx context.Context, opts Options) (*Instance, error) {
 	cmd.Stdout, cmd.Stderr = opts.Log, opts.Log
 	// Its own process group: a Ctrl-C on the terminal reaches the server,
 	// which then stops DynamoDB Local in order.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	cmd.SysProcAttr = detachedProcess()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start DynamoDB Local: %w", err)
 	}
@@ -158,7 +157,7 @@ func (i *Instance) waitReady(ctx context.Context) error {
 // Stop terminates the instance and waits for it to exit.
 func (i *Instance) Stop() {
 	i.stopOnce.Do(func() {
-		_ = i.cmd.Process.Signal(syscall.SIGTERM)
+		terminate(i.cmd.Process)
 		select {
 		case <-i.done:
 		case <-time.After(10 * time.Second):
