@@ -23,10 +23,16 @@ trap 'rm -rf "$work"' EXIT
 echo "dynamodb-local: fetching amplify-dynamodb-simulator@$version" >&2
 (cd "$work" && npm pack --silent "amplify-dynamodb-simulator@$version" >/dev/null 2>&1)
 tarball="$work/amplify-dynamodb-simulator-$version.tgz"
-echo "$sha256  $tarball" | sha256sum --check --quiet - >&2 || {
-  echo "dynamodb-local: checksum mismatch for $tarball" >&2
+# sha256sum on Linux, shasum on macOS.
+if command -v sha256sum >/dev/null; then
+  actual="$(sha256sum "$tarball" | cut -d' ' -f1)"
+else
+  actual="$(shasum -a 256 "$tarball" | cut -d' ' -f1)"
+fi
+if [[ "$actual" != "$sha256" ]]; then
+  echo "dynamodb-local: checksum mismatch for $tarball: got $actual, want $sha256" >&2
   exit 1
-}
+fi
 tar -xzf "$tarball" -C "$work" package/emulator
 mkdir -p "$(dirname "$cache")"
 rm -rf "$cache.tmp"
