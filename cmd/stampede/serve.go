@@ -121,7 +121,7 @@ func serve(ctx context.Context, opts serveOptions, log *slog.Logger) error {
 	if err := dynamostore.EnsureTable(setupCtx, db, cfg.Table); err != nil {
 		return err
 	}
-	mgr, err := config.Manager(ctx, cfg)
+	mgr, err := config.ManagerOver(ctx, cfg, db)
 	if err != nil {
 		return err
 	}

@@ -153,6 +153,13 @@ func Manager(ctx context.Context, cfg Config) (*manager.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	return ManagerOver(ctx, cfg, db)
+}
+
+// ManagerOver builds the manager over an existing DynamoDB client (the
+// local server's, which created the table with it) and the configured
+// object store.
+func ManagerOver(ctx context.Context, cfg Config, db dynamostore.API) (*manager.Manager, error) {
 	mc := cfg.Manager
 	if len(mc.ManagedBuckets) > 0 {
 		s3c, err := S3(ctx, cfg)

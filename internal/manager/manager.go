@@ -336,14 +336,27 @@ func (m *Manager) Put(ctx context.Context, id ID, req PutRequest) (PutResult, er
 	// The new entry is stored first, so a failure here orphans the old
 	// object but never leaves an entry pointing at a deleted one.
 	if prev := out.Previous; req.DeleteBlob && prev != nil && prev.OutputURI != req.OutputURI {
-		bucket, key, _ := SplitS3URI(prev.OutputURI)
-		if err := m.blobs.Delete(ctx, bucket, key); err != nil {
-			res.BlobErr = fmt.Errorf("delete replaced output %s: %w", prev.OutputURI, err)
-		} else {
-			res.DeletedOutput = prev.OutputURI
-		}
+		res.DeletedOutput, res.BlobErr = m.deleteOutput(ctx, prev.OutputURI)
 	}
 	return res, nil
+}
+
+// deleteOutput deletes an output object after its entry stopped pointing
+// at it. It returns the URI when the object is gone, or why it is not.
+func (m *Manager) deleteOutput(ctx context.Context, uri string) (string, error) {
+	bucket, key, _ := SplitS3URI(uri)
+	if err := m.blobs.Delete(ctx, bucket, key); err != nil {
+		return "", fmt.Errorf("delete output %s: %w", uri, err)
+	}
+	return uri, nil
+}
+
+// requireManagedBuckets refuses delete_blob when Stampede manages no bucket.
+func (m *Manager) requireManagedBuckets(deleteBlob bool) error {
+	if deleteBlob && (m.blobs == nil || len(m.managed) == 0) {
+		return Errorf(CodeInvalidArgument, "delete_blob: no managed buckets are configured")
+	}
+	return nil
 }
 
 // entryWrite validates a put and turns it into the store's write.
@@ -382,8 +395,8 @@ func (m *Manager) entryWrite(id ID, req PutRequest) (EntryWrite, error) {
 	if req.VerifyOutput && !m.managedBucket(bucket) {
 		return EntryWrite{}, Errorf(CodeInvalidArgument, "verify_output: bucket %q is not managed by Stampede", bucket)
 	}
-	if req.DeleteBlob && (m.blobs == nil || len(m.managed) == 0) {
-		return EntryWrite{}, Errorf(CodeInvalidArgument, "delete_blob: no managed buckets are configured")
+	if err := m.requireManagedBuckets(req.DeleteBlob); err != nil {
+		return EntryWrite{}, err
 	}
 	now := m.clock()
 	w := EntryWrite{
@@ -495,8 +508,8 @@ func (m *Manager) Delete(ctx context.Context, id ID, req DeleteRequest) (DeleteR
 	if req.IfVersion != nil && *req.IfVersion < 1 {
 		return DeleteResult{}, Errorf(CodeInvalidArgument, "if_version: must be at least 1")
 	}
-	if req.DeleteBlob && (m.blobs == nil || len(m.managed) == 0) {
-		return DeleteResult{}, Errorf(CodeInvalidArgument, "delete_blob: no managed buckets are configured")
+	if err := m.requireManagedBuckets(req.DeleteBlob); err != nil {
+		return DeleteResult{}, err
 	}
 	now := m.clock()
 	d := EntryDelete{
@@ -529,12 +542,7 @@ func (m *Manager) Delete(ctx context.Context, id ID, req DeleteRequest) (DeleteR
 	m.forget(id)
 	res := DeleteResult{Deleted: prev != nil && prev.LiveAt(now)}
 	if req.DeleteBlob && prev != nil {
-		bucket, key, _ := SplitS3URI(prev.OutputURI)
-		if err := m.blobs.Delete(ctx, bucket, key); err != nil {
-			res.BlobErr = fmt.Errorf("delete output %s: %w", prev.OutputURI, err)
-		} else {
-			res.DeletedOutput = prev.OutputURI
-		}
+		res.DeletedOutput, res.BlobErr = m.deleteOutput(ctx, prev.OutputURI)
 	}
 	return res, nil
 }

@@ -95,7 +95,7 @@ func (h *Handler) invokeHTTPAPI(ctx context.Context, payload json.RawMessage) an
 	var ev events.APIGatewayV2HTTPRequest
 	if err := json.Unmarshal(payload, &ev); err != nil {
 		return events.APIGatewayV2HTTPResponse{StatusCode: http.StatusBadRequest, Headers: responseHeaders(result{}),
-			Body: mustErrorBody(manager.Errorf(manager.CodeInvalidArgument, "body: malformed API Gateway event"))}
+			Body: errorBody(manager.Errorf(manager.CodeInvalidArgument, "body: malformed API Gateway event"))}
 	}
 	return h.HandleHTTPAPI(ctx, ev)
 }
@@ -104,12 +104,13 @@ func (h *Handler) invokeV1(ctx context.Context, payload json.RawMessage, escaped
 	var ev events.APIGatewayProxyRequest
 	if err := json.Unmarshal(payload, &ev); err != nil {
 		return events.APIGatewayProxyResponse{StatusCode: http.StatusBadRequest, Headers: responseHeaders(result{}),
-			Body: mustErrorBody(manager.Errorf(manager.CodeInvalidArgument, "body: malformed API Gateway event"))}
+			Body: errorBody(manager.Errorf(manager.CodeInvalidArgument, "body: malformed API Gateway event"))}
 	}
 	return h.handleV1(ctx, ev, escaped)
 }
 
-func mustErrorBody(err error) string {
+// errorBody is the JSON body of an error response.
+func errorBody(err error) string {
 	_, body := responseBody(failure(err))
 	return string(body)
 }

@@ -37,7 +37,7 @@ func failure(err error) result { return result{err: err} }
 // etag is an entry version as an HTTP entity tag.
 func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
 
-// getOptions checks a get's read options.
+// options checks a get's read options and turns them into the manager's.
 func (p getParams) options() (manager.GetOptions, error) {
 	var opts manager.GetOptions
 	strong := false
