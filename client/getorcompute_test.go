@@ -46,7 +46,7 @@ func newServerWith(t *testing.T, cfg manager.Config) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(transport.NewRouter(mgr, slog.New(slog.DiscardHandler)))
+	srv := httptest.NewServer(transport.NewRouter(mgr, transport.Options{Log: slog.New(slog.DiscardHandler)}))
 	t.Cleanup(srv.Close)
 	return srv.URL
 }

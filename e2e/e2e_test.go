@@ -69,7 +69,7 @@ func newEnv(t *testing.T) *env {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv := httptest.NewServer(transport.NewRouter(mgr, slog.New(slog.DiscardHandler)))
+		srv := httptest.NewServer(transport.NewRouter(mgr, transport.Options{Log: slog.New(slog.DiscardHandler)}))
 		t.Cleanup(srv.Close)
 		endpoint = srv.URL
 	}

@@ -50,7 +50,7 @@ func startAPI(t *testing.T, clock func() time.Time) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(transport.NewRouter(mgr, slog.New(slog.DiscardHandler)))
+	srv := httptest.NewServer(transport.NewRouter(mgr, transport.Options{Log: slog.New(slog.DiscardHandler)}))
 	t.Cleanup(srv.Close)
 	return srv.URL
 }

@@ -136,7 +136,7 @@ func serve(ctx context.Context, opts serveOptions, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	api := transport.NewRouter(mgr, log)
+	api := transport.NewRouter(mgr, transport.Options{Log: log, Budget: cfg.RequestTimeout})
 	// Not an http.ServeMux: it would clean "a//b" in keys and redirect.
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/healthz" && r.Method == http.MethodGet {

@@ -19,5 +19,5 @@ func main() {
 		log.Error("start-up failed", "error", err)
 		os.Exit(1)
 	}
-	lambda.Start(transport.NewFunction(mgr, log, transport.OpGet).Invoke)
+	lambda.Start(transport.NewFunction(mgr, transport.OpGet, transport.Options{Log: log}).Invoke)
 }

@@ -36,6 +36,9 @@ const (
 	// EnvS3Endpoint points at an S3-compatible endpoint (path-style). The
 	// SDK's own AWS_ENDPOINT_URL_S3 works too.
 	EnvS3Endpoint = "STAMPEDE_S3_ENDPOINT"
+	// EnvRequestTimeout is the local server's per-request budget (a Go
+	// duration such as 5s); every DynamoDB and S3 call runs within it.
+	EnvRequestTimeout = "STAMPEDE_REQUEST_TIMEOUT"
 )
 
 // Config is the service configuration.
@@ -44,6 +47,9 @@ type Config struct {
 	Manager          manager.Config
 	DynamoDBEndpoint string
 	S3Endpoint       string
+	// RequestTimeout bounds each request of the local server; zero means
+	// the transport's default.
+	RequestTimeout time.Duration
 }
 
 // FromEnv reads the configuration; tableDefault is used when STAMPEDE_TABLE
@@ -67,6 +73,13 @@ func FromEnv(tableDefault string) (Config, error) {
 	maxHB, err := intFromEnv(EnvMaxHeartbeatSeconds, int(manager.DefaultMaxHeartbeat/time.Second))
 	if err != nil {
 		return Config{}, err
+	}
+	if v := os.Getenv(EnvRequestTimeout); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 100*time.Millisecond || d > 5*time.Minute {
+			return Config{}, fmt.Errorf("%s: want a duration from 100ms to 5m, got %q", EnvRequestTimeout, v)
+		}
+		cfg.RequestTimeout = d
 	}
 	cfg.Manager = manager.Config{
 		HeartbeatMultiplier: mult,

@@ -114,7 +114,7 @@ func TestOutputLifecycleOverHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(transport.NewRouter(mgr, testLogger(t)))
+	srv := httptest.NewServer(transport.NewRouter(mgr, transport.Options{Log: testLogger(t)}))
 	defer srv.Close()
 	ctx := context.Background()
 	for _, k := range []string{"a", "b"} {

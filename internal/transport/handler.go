@@ -17,23 +17,50 @@ import (
 	"github.com/stampede-cache/stampede/internal/manager"
 )
 
+// DefaultBudget bounds a request when Options.Budget is zero.
+const DefaultBudget = 5 * time.Second
+
+// Options configure a Handler.
+type Options struct {
+	// Log receives one line per request; nil discards them.
+	Log *slog.Logger
+	// Budget bounds each request, every DynamoDB and S3 call included; zero
+	// means DefaultBudget. In Lambda the invocation's own deadline, less a
+	// margin for answering, bounds it further.
+	Budget time.Duration
+}
+
 // Handler serves Stampede's operations.
 type Handler struct {
-	mgr *manager.Manager
-	log *slog.Logger
+	mgr    *manager.Manager
+	log    *slog.Logger
+	budget time.Duration
 	// only, when set, is the one operation this handler serves (a Lambda
 	// function); the local server serves them all.
 	only Op
 }
 
+func newHandler(mgr *manager.Manager, opts Options) *Handler {
+	h := &Handler{mgr: mgr, log: opts.Log, budget: opts.Budget}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.budget <= 0 {
+		h.budget = DefaultBudget
+	}
+	return h
+}
+
 // NewFunction returns the handler of the Lambda function for op.
-func NewFunction(mgr *manager.Manager, log *slog.Logger, op Op) *Handler {
-	return &Handler{mgr: mgr, log: log, only: op}
+func NewFunction(mgr *manager.Manager, op Op, opts Options) *Handler {
+	h := newHandler(mgr, opts)
+	h.only = op
+	return h
 }
 
 // NewRouter returns a handler serving every operation, for the local server.
-func NewRouter(mgr *manager.Manager, log *slog.Logger) *Handler {
-	return &Handler{mgr: mgr, log: log}
+func NewRouter(mgr *manager.Manager, opts Options) *Handler {
+	return newHandler(mgr, opts)
 }
 
 // eventProbe holds the fields that tell event shapes apart.

@@ -52,7 +52,7 @@ func (w tWriter) Write(p []byte) (int, error) {
 func server(t *testing.T) (*httptest.Server, *testenv.Clock) {
 	t.Helper()
 	mgr, clock, _ := newManager(t)
-	srv := httptest.NewServer(transport.NewRouter(mgr, testLogger(t)))
+	srv := httptest.NewServer(transport.NewRouter(mgr, transport.Options{Log: testLogger(t)}))
 	t.Cleanup(srv.Close)
 	return srv, clock
 }
