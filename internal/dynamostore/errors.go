@@ -3,11 +3,14 @@ package dynamostore
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
 
@@ -29,19 +32,28 @@ func classify(op string, err error) error {
 			}
 		}
 	}
-	var respErr *awshttp.ResponseError
-	if errors.As(err, &respErr) && respErr.HTTPStatusCode() == http.StatusServiceUnavailable {
-		return unavailable(err)
-	}
-	// The retry budget ran out, the connection failed, the deadline (the
-	// Lambda's remaining time) passed or the caller went away: the table is
-	// out of reach for now.
-	var quota ratelimit.QuotaExceededError
-	var netErr net.Error
-	if errors.As(err, &quota) || errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+	if Unreachable(err) {
 		return unavailable(err)
 	}
 	return &opError{op: op, err: err}
+}
+
+// Unreachable reports whether err means the service could not be reached
+// or did not answer in time: a 5xx, the retry budget spent, a failed or
+// reset connection, a missing response, the request's deadline passed or
+// its caller gone. The request may or may not have taken effect.
+func Unreachable(err error) bool {
+	var respErr *awshttp.ResponseError
+	if errors.As(err, &respErr) && respErr.HTTPStatusCode() >= http.StatusInternalServerError {
+		return true
+	}
+	var quota ratelimit.QuotaExceededError
+	var netErr net.Error
+	var maxAttempts *retry.MaxAttemptsError
+	return errors.As(err, &quota) || errors.As(err, &netErr) || errors.As(err, &maxAttempts) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE)
 }
 
 func unavailable(err error) error {

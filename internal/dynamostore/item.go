@@ -25,15 +25,19 @@ const (
 	attrKey     = "key"
 
 	// The entry's attributes. An item holds an entry iff output_uri exists.
+	// version is not the entry's alone: it counts every write of the key and
+	// survives deletes, so an ETag never names two states.
 	attrOutputURI     = "output_uri"
 	attrMetadata      = "metadata"
 	attrCreatedAt     = "created_at"
 	attrLastUpdatedAt = "last_updated_at"
 	attrVersion       = "version"
 	attrExpiresAt     = "expires_at"
-	// attrPin holds the ttl of an entry that never expires. Reservation
-	// writes set ttl = if_not_exists(pin, their own): they can never make
-	// such an entry collectable, and otherwise keep their record alive.
+	// attrPin holds the ttl an entry needs: never (neverTTL) for an entry
+	// without expiry, else late enough to cover the entry and any
+	// reservation taken while it lived. Reservation writes set
+	// ttl = if_not_exists(pin, their own) on condition that pin covers their
+	// own, so they never shorten an entry's life (see reserve.go).
 	attrPin = "pin"
 
 	// The reservation's attributes. A key is reserved iff owner_id exists and
@@ -53,9 +57,9 @@ const (
 	neverTTL = 253402300799
 )
 
-// entryAttrs are the attributes a delete removes and a get reads.
+// entryAttrs are the attributes a delete removes (version stays).
 func entryAttrs() []string {
-	return []string{attrOutputURI, attrMetadata, attrCreatedAt, attrLastUpdatedAt, attrVersion, attrExpiresAt}
+	return []string{attrOutputURI, attrMetadata, attrCreatedAt, attrLastUpdatedAt, attrExpiresAt}
 }
 
 // reservationAttrs are the attributes a release removes (fence stays).
@@ -88,13 +92,17 @@ type record struct {
 	Metadata      metadataItem `dynamodbav:"metadata"`
 	CreatedAt     int64        `dynamodbav:"created_at"`
 	LastUpdatedAt int64        `dynamodbav:"last_updated_at"`
-	Version       int64        `dynamodbav:"version"`
+	Version       *int64       `dynamodbav:"version"`
 	ExpiresAt     *int64       `dynamodbav:"expires_at"`
+	Pin           *int64       `dynamodbav:"pin"`
 
-	OwnerID       *string `dynamodbav:"owner_id"`
-	HeartbeatMS   int64   `dynamodbav:"heartbeat_ms"`
-	ReservedUntil int64   `dynamodbav:"reserved_until"`
-	Fence         int64   `dynamodbav:"fence"`
+	OwnerID       *string        `dynamodbav:"owner_id"`
+	HeartbeatMS   int64          `dynamodbav:"heartbeat_ms"`
+	ReservedUntil int64          `dynamodbav:"reserved_until"`
+	Fence         *int64         `dynamodbav:"fence"`
+	Holder        map[string]int `dynamodbav:"holder"`
+
+	recentWrites
 }
 
 type metadataItem struct {
@@ -124,7 +132,7 @@ func (r *record) entry() *manager.Entry {
 		Metadata:      manager.Metadata{Labels: r.Metadata.Labels},
 		CreatedAt:     fromMillis(r.CreatedAt),
 		LastUpdatedAt: fromMillis(r.LastUpdatedAt),
-		Version:       r.Version,
+		Version:       r.version(),
 	}
 	if s := r.Metadata.Source; s != nil {
 		e.Metadata.Source = &manager.Source{Project: s.Project, Domain: s.Domain, Name: s.Name, Version: s.Version}
@@ -134,6 +142,28 @@ func (r *record) entry() *manager.Entry {
 		e.ExpiresAt = &t
 	}
 	return e
+}
+
+// version returns the key's version counter, 0 when it has none.
+func (r *record) version() int64 {
+	if r.Version == nil {
+		return 0
+	}
+	return *r.Version
+}
+
+// fence returns the key's fence counter, 0 when it has none.
+func (r *record) fence() int64 {
+	if r.Fence == nil {
+		return 0
+	}
+	return *r.Fence
+}
+
+// holds reports whether ownerID is the item's holder (live or expired).
+func (r *record) holds(ownerID string) bool {
+	_, ok := r.Holder[holderKey(ownerID)]
+	return ok && r.OwnerID != nil && *r.OwnerID == ownerID
 }
 
 // reservation returns the item's reservation (live or expired), or nil.
@@ -146,7 +176,7 @@ func (r *record) reservation() *manager.Reservation {
 		OwnerID:           *r.OwnerID,
 		HeartbeatInterval: time.Duration(r.HeartbeatMS) * time.Millisecond,
 		ExpiresAt:         fromMillis(r.ReservedUntil),
-		Fence:             r.Fence,
+		Fence:             r.fence(),
 	}
 }
 

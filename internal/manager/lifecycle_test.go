@@ -105,7 +105,7 @@ func TestFencedPutRefusedAfterTakeover(t *testing.T) {
 	// The holder's fenced put-and-release is one request and does both.
 	f.counter.Reset()
 	res, err := f.mgr.Put(ctx, id("k"), manager.PutRequest{OutputURI: "s3://bucket/b", OwnerID: "b", Fence: &b.Reservation.Fence, Release: true})
-	if err != nil || !res.Created || res.Entry.Version != 1 {
+	if err != nil || !res.Created || res.Entry.Version != f.clock.Now().UnixMilli()+1 {
 		t.Fatalf("fenced put: %+v %v", res, err)
 	}
 	if n := f.counter.Total(); n != 1 {
@@ -142,7 +142,7 @@ func TestPutAndReleaseIsAtomic(t *testing.T) {
 	}
 	// With overwrite both happen.
 	res, err := f.mgr.Put(ctx, id("k"), manager.PutRequest{OutputURI: "s3://bucket/second", OwnerID: "w", Release: true, Overwrite: true})
-	if err != nil || res.Created || res.Entry.Version != 2 {
+	if err != nil || res.Created || res.Entry.Version != v(2) {
 		t.Fatalf("overwrite and release: %+v %v", res, err)
 	}
 	if r, err := f.mgr.Reserve(ctx, id("k"), manager.ReserveRequest{OwnerID: "x"}); err != nil || !r.Acquired {
@@ -153,24 +153,24 @@ func TestPutAndReleaseIsAtomic(t *testing.T) {
 func TestCompareAndSet(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	_, err := f.mgr.Put(ctx, id("k"), manager.PutRequest{OutputURI: "s3://bucket/1", IfVersion: ptr[int64](1)})
+	_, err := f.mgr.Put(ctx, id("k"), manager.PutRequest{OutputURI: "s3://bucket/1", IfVersion: ptr(v(1))})
 	if e := wantCode(t, err, manager.CodeFailedPrecondition); !strings.HasPrefix(e.Message, "if_version") {
 		t.Fatalf("if_version on nothing: %+v", e)
 	}
 	if _, err := f.mgr.Put(ctx, id("k"), manager.PutRequest{OutputURI: "s3://bucket/1"}); err != nil {
 		t.Fatal(err)
 	}
-	res, err := f.mgr.Put(ctx, id("k"), manager.PutRequest{OutputURI: "s3://bucket/2", IfVersion: ptr[int64](1)})
-	if err != nil || res.Entry.Version != 2 {
+	res, err := f.mgr.Put(ctx, id("k"), manager.PutRequest{OutputURI: "s3://bucket/2", IfVersion: ptr(v(1))})
+	if err != nil || res.Entry.Version != v(2) {
 		t.Fatalf("cas: %+v %v", res, err)
 	}
-	_, err = f.mgr.Put(ctx, id("k"), manager.PutRequest{OutputURI: "s3://bucket/3", IfVersion: ptr[int64](1)})
-	if e := wantCode(t, err, manager.CodeFailedPrecondition); e.Existing == nil || e.Existing.Version != 2 {
+	_, err = f.mgr.Put(ctx, id("k"), manager.PutRequest{OutputURI: "s3://bucket/3", IfVersion: ptr(v(1))})
+	if e := wantCode(t, err, manager.CodeFailedPrecondition); e.Existing == nil || e.Existing.Version != v(2) {
 		t.Fatalf("stale cas: %+v", e)
 	}
-	_, err = f.mgr.Delete(ctx, id("k"), manager.DeleteRequest{IfVersion: ptr[int64](1)})
+	_, err = f.mgr.Delete(ctx, id("k"), manager.DeleteRequest{IfVersion: ptr(v(1))})
 	wantCode(t, err, manager.CodeFailedPrecondition)
-	if d, err := f.mgr.Delete(ctx, id("k"), manager.DeleteRequest{IfVersion: ptr[int64](2)}); err != nil || !d.Deleted {
+	if d, err := f.mgr.Delete(ctx, id("k"), manager.DeleteRequest{IfVersion: ptr(v(2))}); err != nil || !d.Deleted {
 		t.Fatalf("delete if version: %+v %v", d, err)
 	}
 }
@@ -208,10 +208,10 @@ func TestMinVersionFallsBackToAStrongRead(t *testing.T) {
 		read     manager.Read
 		requests int64
 	}{
-		{"strong by default", manager.GetOptions{}, 2, manager.ReadStrong, 1},
-		{"eventual may be stale", manager.GetOptions{Eventual: true}, 1, manager.ReadEventual, 0},
-		{"eventual, old enough", manager.GetOptions{Eventual: true, MinVersion: 1}, 1, manager.ReadEventual, 0},
-		{"eventual, too old: strong", manager.GetOptions{Eventual: true, MinVersion: 2}, 2, manager.ReadStrong, 1},
+		{"strong by default", manager.GetOptions{}, v(2), manager.ReadStrong, 1},
+		{"eventual may be stale", manager.GetOptions{Eventual: true}, v(1), manager.ReadEventual, 0},
+		{"eventual, old enough", manager.GetOptions{Eventual: true, MinVersion: v(1)}, v(1), manager.ReadEventual, 0},
+		{"eventual, too old: strong", manager.GetOptions{Eventual: true, MinVersion: v(2)}, v(2), manager.ReadStrong, 1},
 	}
 	for _, tt := range tests {
 		counter.Reset()
@@ -222,7 +222,7 @@ func TestMinVersionFallsBackToAStrongRead(t *testing.T) {
 	}
 	// A stale miss falls back too.
 	missing, _ := manager.New(staleReads{Store: store}, manager.Config{Clock: clock.Now})
-	if res, err := missing.Get(ctx, id("k"), manager.GetOptions{Eventual: true, MinVersion: 1}); err != nil || res.Read != manager.ReadStrong {
+	if res, err := missing.Get(ctx, id("k"), manager.GetOptions{Eventual: true, MinVersion: v(1)}); err != nil || res.Read != manager.ReadStrong {
 		t.Fatalf("stale miss: %+v %v", res, err)
 	}
 }
@@ -245,7 +245,7 @@ func TestBoundedStalenessCache(t *testing.T) {
 		t.Fatalf("first read: %+v %d", res, n)
 	}
 	f.clock.Advance(time.Second)
-	if res, n := read(time.Second, 0); res.Read != manager.ReadCache || n != 0 || res.Entry.Version != 1 {
+	if res, n := read(time.Second, 0); res.Read != manager.ReadCache || n != 0 || res.Entry.Version != v(1) {
 		t.Fatalf("within bound: %+v %d", res, n)
 	}
 	if res, n := read(999*time.Millisecond, 0); res.Read != manager.ReadStrong || n != 1 {
@@ -255,11 +255,11 @@ func TestBoundedStalenessCache(t *testing.T) {
 	if _, err := f.mgr.Put(ctx, id("k"), manager.PutRequest{OutputURI: "s3://bucket/2", Overwrite: true}); err != nil {
 		t.Fatal(err)
 	}
-	if res, _ := read(time.Minute, 0); res.Entry.Version != 2 {
+	if res, _ := read(time.Minute, 0); res.Entry.Version != v(2) {
 		t.Fatalf("own write not seen: %+v", res)
 	}
 	// min_version beyond the cached version goes to the table.
-	if res, n := read(time.Minute, 3); res.Read != manager.ReadStrong || n != 1 {
+	if res, n := read(time.Minute, v(3)); res.Read != manager.ReadStrong || n != 1 {
 		t.Fatalf("min_version: %+v %d", res, n)
 	}
 }
@@ -268,7 +268,7 @@ func TestDeleteBlobOrdering(t *testing.T) {
 	ctx := context.Background()
 	t.Run("put deletes the replaced object after the write", func(t *testing.T) {
 		f := newBlobFixture(t)
-		a, b := f.putObject(t, managed, "a"), f.putObject(t, managed, "b")
+		a, b := f.putObject(t, managed, "proj/dev/a"), f.putObject(t, managed, "proj/dev/b")
 		if _, err := f.mgr.Put(ctx, id("k"), manager.PutRequest{OutputURI: a}); err != nil {
 			t.Fatal(err)
 		}
@@ -286,7 +286,7 @@ func TestDeleteBlobOrdering(t *testing.T) {
 	})
 	t.Run("a refused put deletes nothing", func(t *testing.T) {
 		f := newBlobFixture(t)
-		a, b := f.putObject(t, managed, "a"), f.putObject(t, managed, "b")
+		a, b := f.putObject(t, managed, "proj/dev/a"), f.putObject(t, managed, "proj/dev/b")
 		if _, err := f.mgr.Put(ctx, id("k"), manager.PutRequest{OutputURI: a}); err != nil {
 			t.Fatal(err)
 		}
@@ -298,7 +298,7 @@ func TestDeleteBlobOrdering(t *testing.T) {
 	})
 	t.Run("S3 failure after the put leaves no dangling entry", func(t *testing.T) {
 		f := newBlobFixture(t, failDeletes)
-		a, b := f.putObject(t, managed, "a"), f.putObject(t, managed, "b")
+		a, b := f.putObject(t, managed, "proj/dev/a"), f.putObject(t, managed, "proj/dev/b")
 		if _, err := f.mgr.Put(ctx, id("k"), manager.PutRequest{OutputURI: a}); err != nil {
 			t.Fatal(err)
 		}
@@ -313,7 +313,7 @@ func TestDeleteBlobOrdering(t *testing.T) {
 	})
 	t.Run("delete removes the entry before the object", func(t *testing.T) {
 		f := newBlobFixture(t, failDeletes)
-		a := f.putObject(t, managed, "a")
+		a := f.putObject(t, managed, "proj/dev/a")
 		if _, err := f.mgr.Put(ctx, id("k"), manager.PutRequest{OutputURI: a}); err != nil {
 			t.Fatal(err)
 		}
@@ -327,7 +327,7 @@ func TestDeleteBlobOrdering(t *testing.T) {
 	})
 	t.Run("delete with delete_blob removes both", func(t *testing.T) {
 		f := newBlobFixture(t)
-		a := f.putObject(t, managed, "a")
+		a := f.putObject(t, managed, "proj/dev/a")
 		if _, err := f.mgr.Put(ctx, id("k"), manager.PutRequest{OutputURI: a}); err != nil {
 			t.Fatal(err)
 		}
@@ -342,12 +342,12 @@ func TestDeleteBlobOrdering(t *testing.T) {
 		if _, err := f.mgr.Put(ctx, id("k"), manager.PutRequest{OutputURI: x}); err != nil {
 			t.Fatal(err)
 		}
-		_, err := f.mgr.Put(ctx, id("k"), manager.PutRequest{OutputURI: "s3://outputs/y", Overwrite: true, DeleteBlob: true})
-		if e := wantCode(t, err, manager.CodeInvalidArgument); !strings.Contains(e.Message, `"elsewhere"`) {
+		_, err := f.mgr.Put(ctx, id("k"), manager.PutRequest{OutputURI: "s3://outputs/proj/dev/y", Overwrite: true, DeleteBlob: true})
+		if e := wantCode(t, err, manager.CodeInvalidArgument); !strings.Contains(e.Message, x) {
 			t.Fatalf("put: %+v", e)
 		}
 		_, err = f.mgr.Delete(ctx, id("k"), manager.DeleteRequest{DeleteBlob: true})
-		if e := wantCode(t, err, manager.CodeInvalidArgument); !strings.Contains(e.Message, `"elsewhere"`) {
+		if e := wantCode(t, err, manager.CodeInvalidArgument); !strings.Contains(e.Message, x) {
 			t.Fatalf("delete: %+v", e)
 		}
 		if got, err := f.mgr.Get(ctx, id("k"), manager.GetOptions{}); err != nil || got.Entry.OutputURI != x || !f.exists(t, x) {
@@ -359,13 +359,13 @@ func TestDeleteBlobOrdering(t *testing.T) {
 func TestVerifyOutput(t *testing.T) {
 	f := newBlobFixture(t)
 	ctx := context.Background()
-	_, err := f.mgr.Put(ctx, id("k"), manager.PutRequest{OutputURI: "s3://outputs/missing", VerifyOutput: true})
+	_, err := f.mgr.Put(ctx, id("k"), manager.PutRequest{OutputURI: "s3://outputs/proj/dev/missing", VerifyOutput: true})
 	if e := wantCode(t, err, manager.CodeFailedPrecondition); !strings.HasPrefix(e.Message, "output_uri") {
 		t.Fatalf("missing object: %+v", e)
 	}
 	_, err = f.mgr.Put(ctx, id("k"), manager.PutRequest{OutputURI: "s3://elsewhere/x", VerifyOutput: true})
 	wantCode(t, err, manager.CodeInvalidArgument)
-	uri := f.putObject(t, managed, "present")
+	uri := f.putObject(t, managed, "proj/dev/present")
 	if _, err := f.mgr.Put(ctx, id("k"), manager.PutRequest{OutputURI: uri, VerifyOutput: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +374,7 @@ func TestVerifyOutput(t *testing.T) {
 func TestDanglingEntryIsRemoved(t *testing.T) {
 	f := newBlobFixture(t)
 	ctx := context.Background()
-	uri := f.putObject(t, managed, "out")
+	uri := f.putObject(t, managed, "proj/dev/out")
 	if _, err := f.mgr.Put(ctx, id("k"), manager.PutRequest{OutputURI: uri}); err != nil {
 		t.Fatal(err)
 	}
@@ -382,7 +382,7 @@ func TestDanglingEntryIsRemoved(t *testing.T) {
 		t.Fatalf("present output: %v", err)
 	}
 	// A lifecycle rule (or a person) deletes the object behind our back.
-	if err := s3blobs.New(f.s3).Delete(ctx, managed, "out"); err != nil {
+	if err := s3blobs.New(f.s3).Delete(ctx, managed, "proj/dev/out"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.mgr.Get(ctx, id("k"), manager.GetOptions{}); err != nil {
@@ -415,14 +415,14 @@ func TestDanglingRemovalNeverLosesAFreshPut(t *testing.T) {
 	client := testenv.S3(t, []string{managed})
 	writer, _ := manager.New(store, manager.Config{Clock: clock.Now})
 	ctx := context.Background()
-	if _, err := writer.Put(ctx, id("k"), manager.PutRequest{OutputURI: "s3://outputs/old"}); err != nil {
+	if _, err := writer.Put(ctx, id("k"), manager.PutRequest{OutputURI: "s3://outputs/proj/dev/old"}); err != nil {
 		t.Fatal(err)
 	}
 	reader, _ := manager.New(store, manager.Config{
 		Clock:          clock.Now,
 		ManagedBuckets: []string{managed},
 		Blobs: racingBlobs{Blobs: s3blobs.New(client), race: func() {
-			if _, err := writer.Put(ctx, id("k"), manager.PutRequest{OutputURI: "s3://outputs/fresh", Overwrite: true}); err != nil {
+			if _, err := writer.Put(ctx, id("k"), manager.PutRequest{OutputURI: "s3://outputs/proj/dev/fresh", Overwrite: true}); err != nil {
 				t.Error(err)
 			}
 		}},
@@ -431,7 +431,7 @@ func TestDanglingRemovalNeverLosesAFreshPut(t *testing.T) {
 		t.Fatalf("verify: %v", err)
 	}
 	got, err := writer.Get(ctx, id("k"), manager.GetOptions{})
-	if err != nil || got.Entry.OutputURI != "s3://outputs/fresh" || got.Entry.Version != 2 {
+	if err != nil || got.Entry.OutputURI != "s3://outputs/proj/dev/fresh" || got.Entry.Version != v(2) {
 		t.Fatalf("the fresh put was lost: %+v %v", got, err)
 	}
 }

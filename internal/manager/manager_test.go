@@ -17,6 +17,10 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 var epoch = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 
+// v is the nth version of a key first written at epoch: versions are
+// seeded from the clock (milliseconds) and grow by one per write.
+func v(n int64) int64 { return epoch.UnixMilli() + n }
+
 type fixture struct {
 	mgr     *manager.Manager
 	clock   *testenv.Clock
@@ -68,7 +72,7 @@ func TestGetMissAndHit(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := res.Entry
-	if got.OutputURI != "s3://bucket/out/k" || got.Version != 1 || got.Metadata.Labels["team"] != "ml" ||
+	if got.OutputURI != "s3://bucket/out/k" || got.Version != v(1) || got.Metadata.Labels["team"] != "ml" ||
 		got.Metadata.Source.Name != "train" || !got.CreatedAt.Equal(epoch) || got.ID != id("k") {
 		t.Fatalf("got %+v", got)
 	}
@@ -97,7 +101,7 @@ func TestExpiredEntryIsAMissAndReplaceable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.Created || res.Entry.ExpiresAt != nil || res.Entry.Version != 2 {
+	if !res.Created || res.Entry.ExpiresAt != nil || res.Entry.Version != v(2) {
 		t.Fatalf("put over expired: %+v", res)
 	}
 	if d, err := f.mgr.Delete(ctx, id("k"), manager.DeleteRequest{}); err != nil || !d.Deleted {
@@ -109,7 +113,7 @@ func TestPutConflictOverwriteAndMerge(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	first, err := f.mgr.Put(ctx, id("k"), manager.PutRequest{OutputURI: "s3://bucket/1"})
-	if err != nil || !first.Created || first.Entry.Version != 1 {
+	if err != nil || !first.Created || first.Entry.Version != v(1) {
 		t.Fatalf("first put = %+v, %v", first, err)
 	}
 
@@ -124,7 +128,7 @@ func TestPutConflictOverwriteAndMerge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if second.Created || second.Entry.Version != 2 || !second.Entry.CreatedAt.Equal(epoch) ||
+	if second.Created || second.Entry.Version != v(2) || !second.Entry.CreatedAt.Equal(epoch) ||
 		!second.Entry.LastUpdatedAt.Equal(epoch.Add(time.Minute)) {
 		t.Fatalf("overwrite = %+v", second)
 	}
@@ -133,7 +137,7 @@ func TestPutConflictOverwriteAndMerge(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := res.Entry
-	if got.OutputURI != "s3://bucket/2" || !got.CreatedAt.Equal(epoch) || got.Version != 2 {
+	if got.OutputURI != "s3://bucket/2" || !got.CreatedAt.Equal(epoch) || got.Version != v(2) {
 		t.Fatalf("stored = %+v", got)
 	}
 }
@@ -149,7 +153,7 @@ func TestPutMaxAge(t *testing.T) {
 	wantCode(t, err, manager.CodeAlreadyExists)
 	f.clock.Advance(time.Millisecond)
 	res, err := f.mgr.Put(ctx, id("k"), manager.PutRequest{OutputURI: "s3://bucket/2", MaxAgeSeconds: ptr[int64](30)})
-	if err != nil || res.Created || res.Entry.Version != 2 {
+	if err != nil || res.Created || res.Entry.Version != v(2) {
 		t.Fatalf("put older than max age = %+v, %v", res, err)
 	}
 }
@@ -228,7 +232,7 @@ func TestScopesNeverCollide(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := res.Entry
-		if want := "s3://bucket/" + string(rune('0'+i)); got.OutputURI != want || got.ID != x || got.Version != 1 {
+		if want := "s3://bucket/" + string(rune('0'+i)); got.OutputURI != want || got.ID != x || got.Version != v(1) {
 			t.Fatalf("%+v read %+v, want %s", x, got, want)
 		}
 	}
@@ -280,7 +284,7 @@ func TestReserveAcquireContendExtendTakeover(t *testing.T) {
 	}
 
 	// Release, then a new acquisition by the first owner: fence grows again.
-	if ok, err := f.mgr.Release(ctx, id("k"), "worker-b"); err != nil || !ok {
+	if ok, err := f.mgr.Release(ctx, id("k"), manager.ReleaseRequest{OwnerID: "worker-b"}); err != nil || !ok {
 		t.Fatalf("release = %v, %v", ok, err)
 	}
 	again, err := f.mgr.Reserve(ctx, id("k"), manager.ReserveRequest{OwnerID: "worker-a"})
@@ -379,24 +383,24 @@ func TestFiftyConcurrentReservationsOneWinner(t *testing.T) {
 func TestReleaseOnlyByOwner(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	if ok, err := f.mgr.Release(ctx, id("k"), "nobody"); err != nil || ok {
+	if ok, err := f.mgr.Release(ctx, id("k"), manager.ReleaseRequest{OwnerID: "nobody"}); err != nil || ok {
 		t.Fatalf("release of nothing = %v, %v", ok, err)
 	}
 	held, err := f.mgr.Reserve(ctx, id("k"), manager.ReserveRequest{OwnerID: "owner"})
 	if err != nil || !held.Acquired {
 		t.Fatal(err)
 	}
-	if ok, err := f.mgr.Release(ctx, id("k"), "intruder"); err != nil || ok {
+	if ok, err := f.mgr.Release(ctx, id("k"), manager.ReleaseRequest{OwnerID: "intruder"}); err != nil || ok {
 		t.Fatalf("non-owner release = %v, %v", ok, err)
 	}
 	// Still held by the owner.
 	if r, err := f.mgr.Reserve(ctx, id("k"), manager.ReserveRequest{OwnerID: "intruder"}); err != nil || r.Acquired || r.Reservation.OwnerID != "owner" {
 		t.Fatalf("after non-owner release: %+v, %v", r, err)
 	}
-	if ok, err := f.mgr.Release(ctx, id("k"), "owner"); err != nil || !ok {
+	if ok, err := f.mgr.Release(ctx, id("k"), manager.ReleaseRequest{OwnerID: "owner"}); err != nil || !ok {
 		t.Fatalf("owner release = %v, %v", ok, err)
 	}
-	if ok, err := f.mgr.Release(ctx, id("k"), "owner"); err != nil || ok {
+	if ok, err := f.mgr.Release(ctx, id("k"), manager.ReleaseRequest{OwnerID: "owner"}); err != nil || ok {
 		t.Fatalf("second release = %v, %v", ok, err)
 	}
 	if r, err := f.mgr.Reserve(ctx, id("k"), manager.ReserveRequest{OwnerID: "intruder"}); err != nil || !r.Acquired {
@@ -433,9 +437,9 @@ func TestEveryOperationIsOneRequest(t *testing.T) {
 		{"reserve acquire", func() error { _, err := f.mgr.Reserve(ctx, id("k"), manager.ReserveRequest{OwnerID: "a"}); return err }},
 		{"reserve extend", func() error { _, err := f.mgr.Reserve(ctx, id("k"), manager.ReserveRequest{OwnerID: "a"}); return err }},
 		{"reserve contended", func() error { _, err := f.mgr.Reserve(ctx, id("k"), manager.ReserveRequest{OwnerID: "b"}); return err }},
-		{"release non-owner", func() error { _, err := f.mgr.Release(ctx, id("k"), "b"); return err }},
-		{"release owner", func() error { _, err := f.mgr.Release(ctx, id("k"), "a"); return err }},
-		{"release missing", func() error { _, err := f.mgr.Release(ctx, id("none"), "a"); return err }},
+		{"release non-owner", func() error { _, err := f.mgr.Release(ctx, id("k"), manager.ReleaseRequest{OwnerID: "b"}); return err }},
+		{"release owner", func() error { _, err := f.mgr.Release(ctx, id("k"), manager.ReleaseRequest{OwnerID: "a"}); return err }},
+		{"release missing", func() error { _, err := f.mgr.Release(ctx, id("none"), manager.ReleaseRequest{OwnerID: "a"}); return err }},
 	}
 	for _, op := range ops {
 		f.counter.Reset()

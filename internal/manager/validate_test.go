@@ -53,7 +53,7 @@ func TestValidationNamesTheField(t *testing.T) {
 	if e := wantCode(t, err, manager.CodeInvalidArgument); !strings.HasPrefix(e.Message, "owner_id") {
 		t.Fatalf("message %q", e.Message)
 	}
-	_, err = f.mgr.Release(ctx, id("k"), "")
+	_, err = f.mgr.Release(ctx, id("k"), manager.ReleaseRequest{OwnerID: ""})
 	if e := wantCode(t, err, manager.CodeInvalidArgument); !strings.HasPrefix(e.Message, "owner_id") {
 		t.Fatalf("message %q", e.Message)
 	}

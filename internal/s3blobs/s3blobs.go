@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -54,15 +56,19 @@ func (b *Blobs) Delete(ctx context.Context, bucket, key string) error {
 	return nil
 }
 
-// classify marks throttling and unavailability so clients retry; the rest
-// stays internal, with the cause in the log.
+// classify marks throttling and unavailability (5xx, timeouts, failed
+// connections) so clients retry; the rest stays internal, with the cause in
+// the log.
 func classify(op string, err error) error {
 	var respErr *awshttp.ResponseError
-	if errors.As(err, &respErr) {
-		switch respErr.HTTPStatusCode() {
-		case http.StatusServiceUnavailable, http.StatusTooManyRequests:
-			return &manager.Error{Code: manager.CodeUnavailable, Message: "the object store is busy; retry with backoff", Err: err}
-		}
+	if errors.As(err, &respErr) && respErr.HTTPStatusCode() == http.StatusTooManyRequests {
+		return &manager.Error{Code: manager.CodeThrottled, Message: "the object store is throttling requests; retry with backoff", Err: err}
+	}
+	var netErr net.Error
+	if errors.As(err, &respErr) && respErr.HTTPStatusCode() >= http.StatusInternalServerError ||
+		errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return &manager.Error{Code: manager.CodeUnavailable, Message: "the object store is unavailable; retry with backoff", Err: err}
 	}
 	return fmt.Errorf("s3 %s: %w", op, err)
 }

@@ -26,10 +26,11 @@ func (h *Handler) HandleHTTPAPI(ctx context.Context, ev events.APIGatewayV2HTTPR
 		header.Set(k, v)
 	}
 	r := h.route(ctx, routeInput{
-		header:   header,
-		method:   method,
-		template: template,
-		params:   ev.PathParameters,
+		header:    header,
+		method:    method,
+		template:  template,
+		params:    ev.PathParameters,
+		requestID: ev.RequestContext.RequestID,
 		// HTTP APIs hand over the path and its parameters decoded.
 		path:    ev.RawPath,
 		escaped: false,
@@ -66,27 +67,40 @@ func (h *Handler) handleV1(ctx context.Context, ev events.APIGatewayProxyRequest
 		header[http.CanonicalHeaderKey(k)] = vs
 	}
 	r := h.route(ctx, routeInput{
-		header:   header,
-		method:   ev.HTTPMethod,
-		template: ev.Resource,
-		params:   ev.PathParameters,
-		path:     ev.Path,
-		escaped:  escaped,
-		query:    query,
-		body:     ev.Body,
-		base64:   ev.IsBase64Encoded,
+		header:    header,
+		requestID: ev.RequestContext.RequestID,
+		method:    ev.HTTPMethod,
+		template:  ev.Resource,
+		params:    ev.PathParameters,
+		path:      ev.Path,
+		escaped:   escaped,
+		query:     query,
+		body:      ev.Body,
+		base64:    ev.IsBase64Encoded,
 	})
 	status, body := responseBody(r)
 	return events.APIGatewayProxyResponse{StatusCode: status, Headers: responseHeaders(r), Body: string(body)}
 }
 
-// responseHeaders are Content-Type plus the operation's own headers.
+// retryAfterSeconds is the Retry-After of a throttled or unavailable
+// answer: long enough for a throttle or a blip to pass, short enough for a
+// waiting worker.
+const retryAfterSeconds = "1"
+
+// responseHeaders are Content-Type, the request id, Retry-After on 429 and
+// 503, plus the operation's own headers.
 func responseHeaders(r result) map[string]string {
 	h := map[string]string{"Content-Type": "application/json"}
+	if r.requestID != "" {
+		h[RequestIDHeader] = r.requestID
+	}
 	if r.err == nil {
 		for k, v := range r.header {
 			h[k] = v
 		}
+	}
+	if s := statusOf(r); s == http.StatusTooManyRequests || s == http.StatusServiceUnavailable {
+		h["Retry-After"] = retryAfterSeconds
 	}
 	return h
 }
@@ -117,16 +131,17 @@ func errorBody(err error) string {
 
 // routeInput is an API Gateway request, either payload version.
 type routeInput struct {
-	header   http.Header
-	method   string
-	template string
-	params   map[string]string
-	path     string
-	escaped  bool
-	query    url.Values
-	qerr     error
-	body     string
-	base64   bool
+	requestID string
+	header    http.Header
+	method    string
+	template  string
+	params    map[string]string
+	path      string
+	escaped   bool
+	query     url.Values
+	qerr      error
+	body      string
+	base64    bool
 }
 
 // route finds the operation and its target, then runs it.
@@ -134,9 +149,9 @@ func (h *Handler) route(ctx context.Context, in routeInput) result {
 	op, id, err := resolve(in)
 	if err != nil {
 		// Log under the function's own operation when the route is unknown.
-		return h.serve(ctx, h.opOr(op), func() result { return failure(err) })
+		return h.serve(ctx, h.opOr(op), in.requestID, func(context.Context) result { return failure(err) })
 	}
-	return h.serve(ctx, op, func() result {
+	return h.serve(ctx, op, in.requestID, func(ctx context.Context) result {
 		if in.qerr != nil {
 			return failure(manager.Errorf(manager.CodeInvalidArgument, "query: malformed query string"))
 		}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/aws/aws-lambda-go/lambda/messages"
+	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/stampede-cache/stampede/internal/manager"
 )
@@ -44,7 +45,11 @@ func (t *target) id() (manager.ID, error) {
 // JSON error body.
 func (h *Handler) Direct(ctx context.Context, payload json.RawMessage) (any, error) {
 	op := h.opOr("")
-	r := h.serve(ctx, op, func() result {
+	requestID := ""
+	if lc, ok := lambdacontext.FromContext(ctx); ok {
+		requestID = lc.AwsRequestID
+	}
+	r := h.serve(ctx, op, requestID, func(ctx context.Context) result {
 		if h.only == "" {
 			return failure(manager.Errorf(manager.CodeInvalidArgument, "payload: direct invocations go to one operation's function"))
 		}
@@ -72,17 +77,21 @@ func (h *Handler) direct(ctx context.Context, payload json.RawMessage) result {
 		var in struct {
 			target
 			putBody
-			IfVersion *int64 `json:"if_version"`
+			IfVersion      *int64  `json:"if_version"`
+			IdempotencyKey *string `json:"idempotency_key"`
 		}
-		return runDirect(payload, &in, in.id, func(id manager.ID) result { return h.put(ctx, id, in.putBody, in.IfVersion) })
+		return runDirect(payload, &in, in.id, func(id manager.ID) result {
+			return h.put(ctx, id, in.putBody, in.IfVersion, deref(in.IdempotencyKey))
+		})
 	case OpDelete:
 		var in struct {
 			target
-			IfVersion  *int64 `json:"if_version"`
-			DeleteBlob *bool  `json:"delete_blob"`
+			IfVersion      *int64  `json:"if_version"`
+			DeleteBlob     *bool   `json:"delete_blob"`
+			IdempotencyKey *string `json:"idempotency_key"`
 		}
 		return runDirect(payload, &in, in.id, func(id manager.ID) result {
-			return h.delete(ctx, id, manager.DeleteRequest{IfVersion: in.IfVersion, DeleteBlob: isTrue(in.DeleteBlob)})
+			return h.delete(ctx, id, manager.DeleteRequest{IfVersion: in.IfVersion, DeleteBlob: isTrue(in.DeleteBlob), IdempotencyKey: deref(in.IdempotencyKey)})
 		})
 	case OpReserve:
 		var in struct {
@@ -93,9 +102,10 @@ func (h *Handler) direct(ctx context.Context, payload json.RawMessage) result {
 	case OpRelease:
 		var in struct {
 			target
-			OwnerID *string `json:"owner_id"`
+			OwnerID        *string `json:"owner_id"`
+			IdempotencyKey *string `json:"idempotency_key"`
 		}
-		return runDirect(payload, &in, in.id, func(id manager.ID) result { return h.release(ctx, id, in.OwnerID) })
+		return runDirect(payload, &in, in.id, func(id manager.ID) result { return h.release(ctx, id, in.OwnerID, deref(in.IdempotencyKey)) })
 	}
 	return failure(errNoRoute())
 }

@@ -28,20 +28,24 @@ type Options struct {
 	// means DefaultBudget. In Lambda the invocation's own deadline, less a
 	// margin for answering, bounds it further.
 	Budget time.Duration
+	// Metrics adds CloudWatch Embedded Metric Format fields to each log
+	// line (the Lambda functions turn it on).
+	Metrics bool
 }
 
 // Handler serves Stampede's operations.
 type Handler struct {
-	mgr    *manager.Manager
-	log    *slog.Logger
-	budget time.Duration
+	mgr     *manager.Manager
+	log     *slog.Logger
+	budget  time.Duration
+	metrics bool
 	// only, when set, is the one operation this handler serves (a Lambda
 	// function); the local server serves them all.
 	only Op
 }
 
 func newHandler(mgr *manager.Manager, opts Options) *Handler {
-	h := &Handler{mgr: mgr, log: opts.Log, budget: opts.Budget}
+	h := &Handler{mgr: mgr, log: opts.Log, budget: opts.Budget, metrics: opts.Metrics}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -90,20 +94,46 @@ func (h *Handler) Invoke(ctx context.Context, payload json.RawMessage) (any, err
 	}
 }
 
-// serve runs one operation with panic recovery and the request log line.
-func (h *Handler) serve(ctx context.Context, op Op, run func() result) (res result) {
+// RequestIDHeader carries the request id on every response; the request's
+// log line carries the same id.
+const RequestIDHeader = "Stampede-Request-Id"
+
+// serve runs one operation within the request's budget, with panic
+// recovery and the request log line.
+func (h *Handler) serve(ctx context.Context, op Op, requestID string, run func(context.Context) result) (res result) {
 	start := time.Now()
+	ctx, cancel := h.withBudget(ctx, start)
+	defer cancel()
 	defer func() {
 		if p := recover(); p != nil {
 			res = failure(fmt.Errorf("panic: %v\n%s", p, debug.Stack()))
 		}
+		res.requestID = requestID
 		h.logRequest(ctx, op, res, time.Since(start))
 	}()
-	if h.only != "" && op != h.only {
+	if h.only != "" && op != h.only && !(h.only == OpGet && op == OpInspect) {
 		// A route wired to the wrong function: a deployment error.
 		return failure(manager.Errorf(manager.CodeNotFound, "path: this function serves %s, not %s", h.only, op))
 	}
-	return run()
+	return run(ctx)
+}
+
+// answerMargin is kept back from a Lambda invocation's deadline to answer
+// (and log) after the last DynamoDB or S3 call gave up.
+func answerMargin(remaining time.Duration) time.Duration {
+	return min(time.Second, max(100*time.Millisecond, remaining/10))
+}
+
+// withBudget bounds ctx by the handler's budget and, when ctx already has a
+// deadline (a Lambda invocation), by that deadline less answerMargin.
+func (h *Handler) withBudget(ctx context.Context, start time.Time) (context.Context, context.CancelFunc) {
+	end := start.Add(h.budget)
+	if d, ok := ctx.Deadline(); ok {
+		if lambdaEnd := d.Add(-answerMargin(d.Sub(start))); lambdaEnd.Before(end) {
+			end = lambdaEnd
+		}
+	}
+	return context.WithDeadline(ctx, end)
 }
 
 // statusOf returns the HTTP status of a result.
@@ -114,15 +144,43 @@ func statusOf(r result) int {
 	return r.status
 }
 
+// outcomeOf names what happened for logs and metrics.
+func outcomeOf(r result, status int) string {
+	if r.err == nil || r.outcome != "" {
+		return r.outcome
+	}
+	switch manager.ErrorCode(r.err) {
+	case manager.CodeThrottled:
+		return "throttled"
+	case manager.CodeUnavailable:
+		return "unavailable"
+	}
+	if status >= 500 {
+		return "error"
+	}
+	return "invalid"
+}
+
 func (h *Handler) logRequest(ctx context.Context, op Op, r result, elapsed time.Duration) {
 	status := statusOf(r)
-	outcome := r.outcome
+	outcome := outcomeOf(r, status)
 	level := slog.LevelInfo
-	attrs := []slog.Attr{
+	attrs := make([]slog.Attr, 0, 16)
+	attrs = append(attrs,
 		slog.String("op", string(op)),
-		slog.Int("status", status),
-		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+		slog.String("request_id", r.requestID),
+	)
+	if r.id != nil {
+		attrs = append(attrs, slog.String("project", r.id.Project), slog.String("domain", r.id.Domain), slog.String("key", r.id.Key))
 	}
+	if r.owner != "" {
+		attrs = append(attrs, slog.String("owner_id", r.owner))
+	}
+	attrs = append(attrs,
+		slog.Int("status", status),
+		slog.String("outcome", outcome),
+		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+	)
 	if r.warning != nil {
 		level = slog.LevelWarn
 		attrs = append(attrs, slog.String("warning", r.warning.Error()))
@@ -130,18 +188,17 @@ func (h *Handler) logRequest(ctx context.Context, op Op, r result, elapsed time.
 	if r.err != nil {
 		attrs = append(attrs, slog.String("code", manager.ErrorCode(r.err)))
 		if status >= 500 {
-			level = slog.LevelError
+			level = slog.LevelWarn
+			if status == http.StatusInternalServerError {
+				level = slog.LevelError
+			}
 			// The full cause goes to the log, never to the client.
 			attrs = append(attrs, slog.String("error", r.err.Error()))
 		}
-		if outcome == "" {
-			outcome = "error"
-			if status < 500 {
-				outcome = "invalid"
-			}
-		}
 	}
-	attrs = append(attrs, slog.String("outcome", outcome))
+	if h.metrics {
+		attrs = append(attrs, metricAttrs(op, outcome, status, elapsed)...)
+	}
 	h.log.LogAttrs(ctx, level, "request", attrs...)
 }
 

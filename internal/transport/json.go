@@ -2,13 +2,18 @@ package transport
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/stampede-cache/stampede/internal/manager"
 )
@@ -108,6 +113,13 @@ type reserveResultJSON struct {
 	Reservation reservationJSON `json:"reservation"`
 }
 
+// inspectResultJSON answers GET …/reservations/{key}; over HTTP a free key
+// is a 404 instead.
+type inspectResultJSON struct {
+	Reserved    bool             `json:"reserved"`
+	Reservation *reservationJSON `json:"reservation,omitempty"`
+}
+
 type releaseResultJSON struct {
 	Released bool `json:"released"`
 }
@@ -183,8 +195,10 @@ func toErrorJSON(err error) errorJSON {
 	return out
 }
 
-// decodeStrict decodes one JSON object into v: unknown fields, trailing
-// data and wrong types are errors that name the field. An empty body is an
+// decodeStrict decodes one JSON object into v, strictly: invalid UTF-8,
+// duplicate member names, names in another letter case than documented,
+// unknown members, wrong types, overflowing numbers and trailing data are
+// errors whose message starts with the field's name. An empty body is an
 // empty object.
 func decodeStrict(data []byte, v any) error {
 	if len(data) > MaxBodyBytes {
@@ -193,38 +207,67 @@ func decodeStrict(data []byte, v any) error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := jsonv2.Unmarshal(data, v, jsonv2.RejectUnknownMembers(true)); err != nil {
 		return jsonError(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return manager.Errorf(manager.CodeInvalidArgument, "body: unexpected data after the JSON object")
 	}
 	return nil
 }
 
 // jsonError names the offending field of a decoding error.
 func jsonError(err error) error {
-	var syntaxErr *json.SyntaxError
-	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *jsontext.SyntacticError
+	var semErr *jsonv2.SemanticError
 	switch {
 	case errors.As(err, &syntaxErr):
-		return manager.Errorf(manager.CodeInvalidArgument, "body: invalid JSON at byte %d", syntaxErr.Offset)
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return manager.Errorf(manager.CodeInvalidArgument, "body: truncated JSON")
-	case errors.As(err, &typeErr):
-		field := typeErr.Field
-		if field == "" {
-			return manager.Errorf(manager.CodeInvalidArgument, "body: must be a JSON object")
+		field := fieldOf(syntaxErr.JSONPointer)
+		switch {
+		case errors.Is(syntaxErr.Err, jsontext.ErrDuplicateName):
+			return manager.Errorf(manager.CodeInvalidArgument, "%s: given more than once", field)
+		case strings.Contains(syntaxErr.Error(), "invalid UTF-8"):
+			return manager.Errorf(manager.CodeInvalidArgument, "%s: not valid UTF-8", field)
+		case errors.Is(syntaxErr.Err, io.ErrUnexpectedEOF):
+			return manager.Errorf(manager.CodeInvalidArgument, "body: truncated JSON")
 		}
-		return manager.Errorf(manager.CodeInvalidArgument, "%s: must be %s", field, describeType(typeErr.Type))
+		return manager.Errorf(manager.CodeInvalidArgument, "body: invalid JSON at byte %d", syntaxErr.ByteOffset)
+	case errors.As(err, &semErr):
+		field := fieldOf(semErr.JSONPointer)
+		switch {
+		case errors.Is(semErr.Err, jsonv2.ErrUnknownName):
+			return manager.Errorf(manager.CodeInvalidArgument, "%s: unknown field", field)
+		case semErr.JSONPointer == "":
+			return manager.Errorf(manager.CodeInvalidArgument, "body: must be a JSON object")
+		case semErr.GoType != nil:
+			return manager.Errorf(manager.CodeInvalidArgument, "%s: must be %s", field, describeType(semErr.GoType))
+		}
+		return manager.Errorf(manager.CodeInvalidArgument, "%s: invalid value", field)
 	}
-	// encoding/json reports unknown fields only in its message.
-	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return manager.Errorf(manager.CodeInvalidArgument, "%s: unknown field", strings.Trim(name, `"`))
+	return manager.Errorf(manager.CodeInvalidArgument, "body: invalid JSON")
+}
+
+// fieldOf turns a JSON pointer (/metadata/labels/x) into the field name the
+// API documents (metadata.labels.x); "body" for the whole document.
+func fieldOf(ptr jsontext.Pointer) string {
+	if ptr == "" {
+		return "body"
 	}
-	return manager.Errorf(manager.CodeInvalidArgument, "body: %s", strings.TrimPrefix(err.Error(), "json: "))
+	var parts []string
+	for tok := range ptr.Tokens() {
+		parts = append(parts, tok)
+	}
+	field := strings.Join(parts, ".")
+	// A name the caller made up is echoed only when it is short and plain.
+	if len(field) > 128 || strings.IndexFunc(field, func(r rune) bool { return r < 0x20 || r == 0x7f || r == utf8.RuneError }) >= 0 {
+		return strconv.Quote(truncate(field, 128))
+	}
+	return field
+}
+
+// truncate cuts s to at most n bytes.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 func describeType(t reflect.Type) string {
@@ -237,7 +280,7 @@ func describeType(t reflect.Type) string {
 	case reflect.Bool:
 		return "a boolean"
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return "an integer"
+		return fmt.Sprintf("an integer from %d to %d", math.MinInt64, int64(math.MaxInt64))
 	case reflect.Map, reflect.Struct:
 		return "an object"
 	default:

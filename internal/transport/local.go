@@ -1,11 +1,13 @@
 package transport
 
 import (
+	"context"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -18,7 +20,12 @@ import (
 // code as the Lambda functions.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ev := HTTPAPIEvent(r)
-	resp := h.HandleHTTPAPI(r.Context(), ev)
+	var resp events.APIGatewayV2HTTPResponse
+	if err := literalScope(r.URL.EscapedPath()); err != nil {
+		resp = h.refuseHTTPAPI(r.Context(), ev, err)
+	} else {
+		resp = h.HandleHTTPAPI(r.Context(), ev)
+	}
 	for k, v := range resp.Headers {
 		w.Header().Set(k, v)
 	}
@@ -42,7 +49,7 @@ func HTTPAPIEvent(r *http.Request) events.APIGatewayV2HTTPRequest {
 		RequestContext: events.APIGatewayV2HTTPRequestContext{
 			RouteKey:  "$default",
 			Stage:     "$default",
-			RequestID: strconv.FormatInt(time.Now().UnixNano(), 36),
+			RequestID: newRequestID(),
 			TimeEpoch: time.Now().UnixMilli(),
 			HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{
 				Method:    r.Method,
@@ -79,6 +86,31 @@ func HTTPAPIEvent(r *http.Request) events.APIGatewayV2HTTPRequest {
 		ev.IsBase64Encoded = true
 	}
 	return ev
+}
+
+// newRequestID returns a random request id for the local server (API
+// Gateway assigns its own).
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// literalScope refuses a path whose project or domain is percent-encoded:
+// API Gateway's IAM authorization would have matched the encoded form.
+func literalScope(escapedPath string) error {
+	if _, id, err := parsePath(escapedPath); err == nil {
+		_, err = unescapeID(id)
+		return err
+	}
+	return nil
+}
+
+// refuseHTTPAPI answers an HTTP API event with err, logged like any request.
+func (h *Handler) refuseHTTPAPI(ctx context.Context, ev events.APIGatewayV2HTTPRequest, err error) events.APIGatewayV2HTTPResponse {
+	r := h.serve(ctx, h.opOr(""), ev.RequestContext.RequestID, func(context.Context) result { return failure(err) })
+	status, body := responseBody(r)
+	return events.APIGatewayV2HTTPResponse{StatusCode: status, Headers: responseHeaders(r), Body: string(body)}
 }
 
 func sourceIP(remoteAddr string) string {

@@ -3,6 +3,7 @@ package transport
 import (
 	"bytes"
 	"context"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -30,12 +31,19 @@ type result struct {
 	// warning is a failure after the operation succeeded (an output object
 	// that could not be deleted): logged, not returned as an error.
 	warning error
+	// requestID, id and owner identify the request in its log line.
+	requestID string
+	id        *manager.ID
+	owner     string
+}
+
+// about records which key and owner a result is about, for the log line.
+func (r result) about(id manager.ID, owner string) result {
+	r.id, r.owner = &id, owner
+	return r
 }
 
 func failure(err error) result { return result{err: err} }
-
-// etag is an entry version as an HTTP entity tag.
-func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
 
 // options checks a get's read options and turns them into the manager's.
 func (p getParams) options() (manager.GetOptions, error) {
@@ -71,6 +79,14 @@ func (p getParams) options() (manager.GetOptions, error) {
 }
 
 func (h *Handler) get(ctx context.Context, id manager.ID, p getParams, ifNoneMatch string) result {
+	return h.doGet(ctx, id, p, ifNoneMatch).about(id, "")
+}
+
+func (h *Handler) doGet(ctx context.Context, id manager.ID, p getParams, ifNoneMatch string) result {
+	tags, err := parseIfNoneMatch(ifNoneMatch)
+	if err != nil {
+		return failure(err)
+	}
 	opts, err := p.options()
 	if err != nil {
 		return failure(err)
@@ -86,7 +102,7 @@ func (h *Handler) get(ctx context.Context, id manager.ID, p getParams, ifNoneMat
 		return failure(err)
 	}
 	header["ETag"] = etag(res.Entry.Version)
-	if ifNoneMatch != "" && matchesETag(ifNoneMatch, res.Entry.Version) {
+	if tags.matches(res.Entry.Version) {
 		return result{status: http.StatusNotModified, noBody: true, header: header, outcome: "hit"}
 	}
 	entry := toEntryJSON(res.Entry)
@@ -94,33 +110,26 @@ func (h *Handler) get(ctx context.Context, id manager.ID, p getParams, ifNoneMat
 		direct: getResultJSON{Found: true, Entry: entry, Read: string(res.Read)}, outcome: "hit"}
 }
 
-// matchesETag reports whether an If-None-Match list names the version.
-func matchesETag(list string, version int64) bool {
-	want := etag(version)
-	for _, tag := range strings.Split(list, ",") {
-		tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
-		if tag == "*" || tag == want {
-			return true
-		}
-	}
-	return false
+func (h *Handler) put(ctx context.Context, id manager.ID, b putBody, ifVersion *int64, idempotencyKey string) result {
+	return h.doPut(ctx, id, b, ifVersion, idempotencyKey).about(id, deref(b.OwnerID))
 }
 
-func (h *Handler) put(ctx context.Context, id manager.ID, b putBody, ifVersion *int64) result {
+func (h *Handler) doPut(ctx context.Context, id manager.ID, b putBody, ifVersion *int64, idempotencyKey string) result {
 	if b.OutputURI == nil {
 		return failure(manager.Errorf(manager.CodeInvalidArgument, "output_uri: required"))
 	}
 	req := manager.PutRequest{
-		OutputURI:     *b.OutputURI,
-		Metadata:      b.Metadata.toManager(),
-		Overwrite:     isTrue(b.Overwrite),
-		MaxAgeSeconds: b.MaxAgeSeconds,
-		TTLSeconds:    b.TTLSeconds,
-		IfVersion:     ifVersion,
-		Fence:         b.Fence,
-		Release:       isTrue(b.Release),
-		DeleteBlob:    isTrue(b.DeleteBlob),
-		VerifyOutput:  isTrue(b.VerifyOutput),
+		OutputURI:      *b.OutputURI,
+		Metadata:       b.Metadata.toManager(),
+		Overwrite:      isTrue(b.Overwrite),
+		MaxAgeSeconds:  b.MaxAgeSeconds,
+		TTLSeconds:     b.TTLSeconds,
+		IfVersion:      ifVersion,
+		Fence:          b.Fence,
+		Release:        isTrue(b.Release),
+		DeleteBlob:     isTrue(b.DeleteBlob),
+		VerifyOutput:   isTrue(b.VerifyOutput),
+		IdempotencyKey: idempotencyKey,
 	}
 	if b.OwnerID != nil {
 		if *b.OwnerID == "" {
@@ -136,6 +145,9 @@ func (h *Handler) put(ctx context.Context, id manager.ID, b putBody, ifVersion *
 			r.outcome = "conflict"
 		case manager.CodeFailedPrecondition:
 			r.outcome = "precondition_failed"
+			if req.OwnerID != "" {
+				r.outcome = "fence_refused"
+			}
 		}
 		return r
 	}
@@ -152,10 +164,17 @@ func (h *Handler) put(ctx context.Context, id manager.ID, b putBody, ifVersion *
 
 func isTrue(b *bool) bool { return b != nil && *b }
 
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
 func (h *Handler) delete(ctx context.Context, id manager.ID, req manager.DeleteRequest) result {
 	res, err := h.mgr.Delete(ctx, id, req)
 	if err != nil {
-		return failure(err)
+		return failure(err).about(id, "")
 	}
 	body := deleteResultJSON{Deleted: res.Deleted}
 	if req.DeleteBlob {
@@ -166,41 +185,77 @@ func (h *Handler) delete(ctx context.Context, id manager.ID, req manager.DeleteR
 	if res.Deleted {
 		outcome = "deleted"
 	}
-	return result{status: http.StatusOK, body: body, outcome: outcome, warning: res.BlobErr}
+	return result{status: http.StatusOK, body: body, outcome: outcome, warning: res.BlobErr}.about(id, "")
 }
 
 func (h *Handler) reserve(ctx context.Context, id manager.ID, b reserveBody) result {
 	if b.OwnerID == nil {
-		return failure(manager.Errorf(manager.CodeInvalidArgument, "owner_id: required"))
+		return failure(manager.Errorf(manager.CodeInvalidArgument, "owner_id: required")).about(id, "")
 	}
 	res, err := h.mgr.Reserve(ctx, id, manager.ReserveRequest{OwnerID: *b.OwnerID, HeartbeatSeconds: b.HeartbeatSeconds})
 	if err != nil {
-		return failure(err)
+		return failure(err).about(id, *b.OwnerID)
 	}
 	outcome := "contended"
-	if res.Acquired {
+	switch {
+	case res.TookOver:
+		outcome = "taken_over"
+	case res.Acquired:
 		outcome = "acquired"
 	}
 	return result{
 		status:  http.StatusOK,
 		body:    reserveResultJSON{Acquired: res.Acquired, Reservation: *toReservationJSON(&res.Reservation)},
 		outcome: outcome,
-	}
+	}.about(id, *b.OwnerID)
 }
 
-func (h *Handler) release(ctx context.Context, id manager.ID, ownerID *string) result {
+func (h *Handler) release(ctx context.Context, id manager.ID, ownerID *string, idempotencyKey string) result {
 	if ownerID == nil {
-		return failure(manager.Errorf(manager.CodeInvalidArgument, "owner_id: required"))
+		return failure(manager.Errorf(manager.CodeInvalidArgument, "owner_id: required")).about(id, "")
 	}
-	released, err := h.mgr.Release(ctx, id, *ownerID)
+	released, err := h.mgr.Release(ctx, id, manager.ReleaseRequest{OwnerID: *ownerID, IdempotencyKey: idempotencyKey})
 	if err != nil {
-		return failure(err)
+		return failure(err).about(id, *ownerID)
 	}
 	outcome := "not_held"
 	if released {
 		outcome = "released"
 	}
-	return result{status: http.StatusOK, body: releaseResultJSON{Released: released}, outcome: outcome}
+	return result{status: http.StatusOK, body: releaseResultJSON{Released: released}, outcome: outcome}.about(id, *ownerID)
+}
+
+func (h *Handler) inspect(ctx context.Context, id manager.ID) result {
+	res, err := h.mgr.Inspect(ctx, id)
+	if manager.ErrorCode(err) == manager.CodeNotFound {
+		return result{status: http.StatusNotFound, body: toErrorJSON(err), direct: inspectResultJSON{Reserved: false}, outcome: "free"}.about(id, "")
+	}
+	if err != nil {
+		return failure(err).about(id, "")
+	}
+	r := toReservationJSON(&res)
+	return result{status: http.StatusOK, body: inspectResultJSON{Reserved: true, Reservation: r},
+		direct: inspectResultJSON{Reserved: true, Reservation: r}, outcome: "held"}.about(id, res.OwnerID)
+}
+
+// IdempotencyKeyHeader names the request header carrying a caller's
+// idempotency key.
+const IdempotencyKeyHeader = "Idempotency-Key"
+
+// idempotencyKey reads the Idempotency-Key header of a write.
+func idempotencyKey(header http.Header) (string, error) {
+	values := header.Values(IdempotencyKeyHeader)
+	switch {
+	case len(values) == 0:
+		return "", nil
+	case len(values) > 1 || values[0] == "":
+		return "", manager.Errorf(manager.CodeInvalidArgument, "Idempotency-Key: must be one value of 1 to %d visible ASCII characters", manager.MaxIdempotencyKeyBytes)
+	}
+	v := values[0]
+	if len(v) > manager.MaxIdempotencyKeyBytes || strings.IndexFunc(v, func(r rune) bool { return r < 0x21 || r > 0x7e }) >= 0 {
+		return "", manager.Errorf(manager.CodeInvalidArgument, "Idempotency-Key: must be 1 to %d visible ASCII characters", manager.MaxIdempotencyKeyBytes)
+	}
+	return v, nil
 }
 
 // httpCall runs op for an HTTP request: it reads the query parameters,
@@ -209,8 +264,12 @@ func (h *Handler) httpCall(ctx context.Context, op Op, id manager.ID, query url.
 	if err := checkQuery(query, queryParams(op)...); err != nil {
 		return failure(err)
 	}
-	if len(bytes.TrimSpace(body)) > 0 && (op == OpGet || op == OpDelete || op == OpRelease) {
+	if len(bytes.TrimSpace(body)) > 0 && (op == OpGet || op == OpDelete || op == OpRelease || op == OpInspect) {
 		return failure(manager.Errorf(manager.CodeInvalidArgument, "body: %s takes no body", op))
+	}
+	key, err := idempotencyKey(header)
+	if err != nil {
+		return failure(err)
 	}
 	switch op {
 	case OpGet:
@@ -219,6 +278,8 @@ func (h *Handler) httpCall(ctx context.Context, op Op, id manager.ID, query url.
 			return failure(err)
 		}
 		return h.get(ctx, id, p, header.Get("If-None-Match"))
+	case OpInspect:
+		return h.inspect(ctx, id)
 	case OpPut:
 		ifVersion, err := parseIfMatch(header.Get("If-Match"))
 		if err != nil {
@@ -228,7 +289,7 @@ func (h *Handler) httpCall(ctx context.Context, op Op, id manager.ID, query url.
 		if err := decodeStrict(body, &b); err != nil {
 			return failure(err)
 		}
-		return h.put(ctx, id, b, ifVersion)
+		return h.put(ctx, id, b, ifVersion, key)
 	case OpDelete:
 		ifVersion, err := parseIfMatch(header.Get("If-Match"))
 		if err != nil {
@@ -238,7 +299,7 @@ func (h *Handler) httpCall(ctx context.Context, op Op, id manager.ID, query url.
 		if err != nil {
 			return failure(err)
 		}
-		return h.delete(ctx, id, manager.DeleteRequest{IfVersion: ifVersion, DeleteBlob: isTrue(deleteBlob)})
+		return h.delete(ctx, id, manager.DeleteRequest{IfVersion: ifVersion, DeleteBlob: isTrue(deleteBlob), IdempotencyKey: key})
 	case OpReserve:
 		var b reserveBody
 		if err := decodeStrict(body, &b); err != nil {
@@ -251,21 +312,9 @@ func (h *Handler) httpCall(ctx context.Context, op Op, id manager.ID, query url.
 			v := query.Get("owner_id")
 			owner = &v
 		}
-		return h.release(ctx, id, owner)
+		return h.release(ctx, id, owner, key)
 	}
 	return failure(errNoRoute())
-}
-
-// parseIfMatch reads an If-Match header: one quoted version, e.g. "3".
-func parseIfMatch(v string) (*int64, error) {
-	if v == "" {
-		return nil, nil
-	}
-	n, err := strconv.ParseInt(strings.Trim(strings.TrimSpace(v), `"`), 10, 64)
-	if err != nil || n < 1 || !strings.HasPrefix(strings.TrimSpace(v), `"`) {
-		return nil, manager.Errorf(manager.CodeInvalidArgument, `If-Match: must be one entity tag such as "3" (the entry's version)`)
-	}
-	return &n, nil
 }
 
 // parseQuery reads a get's query parameters.
@@ -291,7 +340,7 @@ func intParam(q url.Values, name string) (*int64, error) {
 	}
 	n, err := strconv.ParseInt(q.Get(name), 10, 64)
 	if err != nil {
-		return nil, manager.Errorf(manager.CodeInvalidArgument, "%s: must be an integer", name)
+		return nil, manager.Errorf(manager.CodeInvalidArgument, "%s: must be an integer from %d to %d", name, math.MinInt64, int64(math.MaxInt64))
 	}
 	return &n, nil
 }

@@ -18,9 +18,12 @@ const (
 	OpDelete  Op = "delete"
 	OpReserve Op = "reserve"
 	OpRelease Op = "release"
+	// OpInspect reads a key's reservation without changing it; the get
+	// function serves it.
+	OpInspect Op = "inspect"
 )
 
-// Ops lists every operation.
+// Ops lists the operations that each have a Lambda function.
 func Ops() []Op { return []Op{OpGet, OpPut, OpDelete, OpReserve, OpRelease} }
 
 // Route templates, in API Gateway's syntax; the stack declares the same.
@@ -47,6 +50,7 @@ func Routes() []Route {
 		{http.MethodDelete, CacheRoute, OpDelete},
 		{http.MethodPost, ReservationRoute, OpReserve},
 		{http.MethodDelete, ReservationRoute, OpRelease},
+		{http.MethodGet, ReservationRoute, OpInspect},
 	}
 }
 
@@ -81,9 +85,16 @@ func parsePath(path string) (template string, id manager.ID, err error) {
 	return template, manager.ID{Project: parts[2], Domain: parts[4], Key: parts[6]}, nil
 }
 
-// unescapeID percent-decodes each part of an ID taken from an escaped path,
-// so "/" and "%2F" in a key both mean "/".
+// unescapeID percent-decodes the key of an ID taken from an escaped path,
+// so "/" and "%2F" in a key both mean "/". Project and domain must appear
+// literally (their names never need encoding), so that an IAM policy
+// written for ".../projects/ml/..." means what it says: "m%6C" is refused.
 func unescapeID(id manager.ID) (manager.ID, error) {
+	for _, f := range []struct{ name, v string }{{"project", id.Project}, {"domain", id.Domain}} {
+		if strings.Contains(f.v, "%") {
+			return manager.ID{}, manager.Errorf(manager.CodeInvalidArgument, "%s: must appear literally in the path, not percent-encoded", f.name)
+		}
+	}
 	for _, f := range []struct {
 		name string
 		v    *string
