@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -36,37 +37,37 @@ func TestValidatorsAndConditionalRequests(t *testing.T) {
 	srv, _ := server(t)
 	p := prefix + "/cache/k"
 	status, h, _ := rawDo(t, srv, "PUT", p, `{"output_uri":"s3://bucket/1"}`, nil)
-	if status != 201 || h.Get("ETag") != `"1"` {
+	if status != 201 || h.Get("ETag") != tag(1) {
 		t.Fatalf("create: %d %v", status, h)
 	}
 	status, h, body := rawDo(t, srv, "GET", p, "", nil)
-	if status != 200 || h.Get("ETag") != `"1"` || h.Get("Stampede-Read") != "strong" {
+	if status != 200 || h.Get("ETag") != tag(1) || h.Get("Stampede-Read") != "strong" {
 		t.Fatalf("get: %d %v %s", status, h, body)
 	}
-	if status, h, body = rawDo(t, srv, "GET", p, "", map[string]string{"If-None-Match": `"1"`}); status != 304 || body != "" || h.Get("ETag") != `"1"` {
+	if status, h, body = rawDo(t, srv, "GET", p, "", map[string]string{"If-None-Match": tag(1)}); status != 304 || body != "" || h.Get("ETag") != tag(1) {
 		t.Fatalf("not modified: %d %v %q", status, h, body)
 	}
-	if status, _, _ = rawDo(t, srv, "GET", p, "", map[string]string{"If-None-Match": `"7", W/"1"`}); status != 304 {
+	if status, _, _ = rawDo(t, srv, "GET", p, "", map[string]string{"If-None-Match": tag(7) + ", W/" + tag(1)}); status != 304 {
 		t.Fatalf("tag list: %d", status)
 	}
-	if status, _, _ = rawDo(t, srv, "GET", p, "", map[string]string{"If-None-Match": `"2"`}); status != 200 {
+	if status, _, _ = rawDo(t, srv, "GET", p, "", map[string]string{"If-None-Match": tag(2)}); status != 200 {
 		t.Fatalf("changed: %d", status)
 	}
 	// Compare-and-set.
-	if status, _, body = rawDo(t, srv, "PUT", p, `{"output_uri":"s3://bucket/2"}`, map[string]string{"If-Match": `"3"`}); status != 412 ||
+	if status, _, body = rawDo(t, srv, "PUT", p, `{"output_uri":"s3://bucket/2"}`, map[string]string{"If-Match": tag(3)}); status != 412 ||
 		!strings.Contains(body, `"failed_precondition"`) || !strings.Contains(body, `"existing":{`) {
 		t.Fatalf("stale if-match: %d %s", status, body)
 	}
-	if status, h, _ = rawDo(t, srv, "PUT", p, `{"output_uri":"s3://bucket/2"}`, map[string]string{"If-Match": `"1"`}); status != 200 || h.Get("ETag") != `"2"` {
+	if status, h, _ = rawDo(t, srv, "PUT", p, `{"output_uri":"s3://bucket/2"}`, map[string]string{"If-Match": tag(1)}); status != 200 || h.Get("ETag") != tag(2) {
 		t.Fatalf("if-match: %d %v", status, h)
 	}
 	if status, _, body = rawDo(t, srv, "PUT", p, `{"output_uri":"s3://bucket/2"}`, map[string]string{"If-Match": `1`}); status != 400 || !strings.Contains(body, "If-Match") {
 		t.Fatalf("bad if-match: %d %s", status, body)
 	}
-	if status, _, _ = rawDo(t, srv, "DELETE", p, "", map[string]string{"If-Match": `"1"`}); status != 412 {
+	if status, _, _ = rawDo(t, srv, "DELETE", p, "", map[string]string{"If-Match": tag(1)}); status != 412 {
 		t.Fatalf("stale delete: %d", status)
 	}
-	if status, _, body = rawDo(t, srv, "DELETE", p, "", map[string]string{"If-Match": `"2"`}); status != 200 || body != `{"deleted":true}` {
+	if status, _, body = rawDo(t, srv, "DELETE", p, "", map[string]string{"If-Match": tag(2)}); status != 200 || body != `{"deleted":true}` {
 		t.Fatalf("delete: %d %s", status, body)
 	}
 }
@@ -82,8 +83,8 @@ func TestReadOptionsOverHTTP(t *testing.T) {
 	}{
 		{"?consistency=strong", 200, "strong"},
 		{"?consistency=eventual", 200, "eventual"},
-		{"?consistency=eventual&min_version=1", 200, "eventual"},
-		{"?consistency=eventual&min_version=2", 200, "strong"},
+		{"?consistency=eventual&min_version=" + strconv.FormatInt(v(1), 10), 200, "eventual"},
+		{"?consistency=eventual&min_version=" + strconv.FormatInt(v(2), 10), 200, "strong"},
 		{"?max_staleness_ms=5000", 200, "strong"},
 		{"?max_staleness_ms=5000", 200, "cache"},
 		{"?consistency=eventual&max_staleness_ms=5000", 200, "cache"},
@@ -117,19 +118,19 @@ func TestOutputLifecycleOverHTTP(t *testing.T) {
 	srv := httptest.NewServer(transport.NewRouter(mgr, transport.Options{Log: testLogger(t)}))
 	defer srv.Close()
 	ctx := context.Background()
-	for _, k := range []string{"a", "b"} {
+	for _, k := range []string{"ml/dev/a", "ml/dev/b"} {
 		if _, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: ptr("outputs"), Key: ptr(k), Body: strings.NewReader("x")}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	p := prefix + "/cache/k"
-	if status, _, body := rawDo(t, srv, "PUT", p, `{"output_uri":"s3://outputs/missing","verify_output":true}`, nil); status != 412 {
+	if status, _, body := rawDo(t, srv, "PUT", p, `{"output_uri":"s3://outputs/ml/dev/missing","verify_output":true}`, nil); status != 412 {
 		t.Fatalf("verify_output: %d %s", status, body)
 	}
-	if status, _, body := rawDo(t, srv, "PUT", p, `{"output_uri":"s3://outputs/a","verify_output":true}`, nil); status != 201 {
+	if status, _, body := rawDo(t, srv, "PUT", p, `{"output_uri":"s3://outputs/ml/dev/a","verify_output":true}`, nil); status != 201 {
 		t.Fatalf("put a: %d %s", status, body)
 	}
-	status, h, body := rawDo(t, srv, "PUT", p, `{"output_uri":"s3://outputs/b","overwrite":true,"delete_blob":true}`, nil)
+	status, h, body := rawDo(t, srv, "PUT", p, `{"output_uri":"s3://outputs/ml/dev/b","overwrite":true,"delete_blob":true}`, nil)
 	if status != 200 || h.Get("Stampede-Output-Deleted") != "true" {
 		t.Fatalf("put b: %d %v %s", status, h, body)
 	}
@@ -178,9 +179,16 @@ func TestFencedPutOverHTTPAndDirect(t *testing.T) {
 	if err != nil || !strings.Contains(toJSON(out), `"read":"eventual"`) {
 		t.Fatalf("direct eventual: %s %v", toJSON(out), err)
 	}
-	if _, err := invoke(t, fns[transport.OpDelete], `{"project":"ml","domain":"dev","key":"d","if_version":1}`); err != nil {
+	if _, err := invoke(t, fns[transport.OpDelete], `{"project":"ml","domain":"dev","key":"d","if_version":`+strconv.FormatInt(v(1), 10)+`}`); err != nil {
 		t.Fatalf("direct delete: %v", err)
 	}
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// v is the nth version of a key first written at epoch: versions are
+// seeded from the clock (milliseconds) and grow by one per write.
+func v(n int64) int64 { return epoch.UnixMilli() + n }
+
+// tag is the ETag of v(n).
+func tag(n int64) string { return `"` + strconv.FormatInt(v(n), 10) + `"` }

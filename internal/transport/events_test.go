@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -174,7 +175,7 @@ func TestDirectInvocation(t *testing.T) {
 		want    string
 	}{
 		{transport.OpGet, `{"project":"ml","domain":"dev","key":"a/b"}`, `{"found":false,"read":"strong"}`},
-		{transport.OpPut, `{"project":"ml","domain":"dev","key":"a/b","output_uri":"s3://bucket/x","ttl_seconds":60}`, `{"project":"ml","domain":"dev","key":"a/b","output_uri":"s3://bucket/x","metadata":{},"created_at":"2026-11-21T12:00:00.000Z","last_updated_at":"2026-11-21T12:00:00.000Z","version":1,"expires_at":"2026-11-21T12:01:00.000Z"}`},
+		{transport.OpPut, `{"project":"ml","domain":"dev","key":"a/b","output_uri":"s3://bucket/x","ttl_seconds":60}`, `{"project":"ml","domain":"dev","key":"a/b","output_uri":"s3://bucket/x","metadata":{},"created_at":"2026-11-21T12:00:00.000Z","last_updated_at":"2026-11-21T12:00:00.000Z","version":` + strconv.FormatInt(v(1), 10) + `,"expires_at":"2026-11-21T12:01:00.000Z"}`},
 		{transport.OpGet, `{"project":"ml","domain":"dev","key":"a/b"}`, `{"found":true,"entry":{"project":"ml","domain":"dev","key":"a/b","output_uri":"s3://bucket/x"`},
 		{transport.OpReserve, `{"project":"ml","domain":"dev","key":"a/b","owner_id":"exec-1","heartbeat_interval_seconds":5}`, `{"acquired":true,"reservation":{"project":"ml","domain":"dev","key":"a/b","owner_id":"exec-1","heartbeat_interval_seconds":5`},
 		{transport.OpRelease, `{"project":"ml","domain":"dev","key":"a/b","owner_id":"exec-1"}`, `{"released":true}`},
