@@ -32,7 +32,7 @@ func (s *Store) GetReservation(ctx context.Context, id manager.ID) (*manager.Res
 
 // getItem reads the named attributes (and the key's names) of the item.
 func (s *Store) getItem(ctx context.Context, id manager.ID, consistent bool, attrs []string) (*record, error) {
-	proj := expression.NamesList(name(attrProject), name(attrDomain), name(attrKey))
+	proj := expression.NamesList(name(attrOrg), name(attrProject), name(attrDomain), name(attrKey))
 	for _, a := range attrs {
 		proj = proj.AddNames(name(a))
 	}

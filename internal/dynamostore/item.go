@@ -20,6 +20,7 @@ const (
 	attrPK      = "pk"
 	attrSK      = "sk"
 	attrTTL     = "ttl"
+	attrOrg     = "org"
 	attrProject = "project"
 	attrDomain  = "domain"
 	attrKey     = "key"
@@ -67,11 +68,17 @@ func reservationAttrs() []string {
 	return []string{attrOwnerID, attrHeartbeatMS, attrReservedUntil, attrHolder}
 }
 
-// partitionKey encodes an ID injectively: project and domain cannot contain
-// '/', so the first two separators are unambiguous and the key may contain
-// anything. At most 63+1+63+1+1024 bytes, within DynamoDB's 2048-byte limit.
+// partitionKey encodes an ID injectively: org, project and domain cannot
+// contain '/', so the separators before the key are unambiguous and the key
+// may contain anything; an org is marked by a leading '@', which no project
+// name can start with, so "@o/p/d/k" never meets "p/d/k". At most
+// 1+63+1+63+1+63+1+1024 bytes, within DynamoDB's 2048-byte limit.
 func partitionKey(id manager.ID) string {
-	return id.Project + "/" + id.Domain + "/" + id.Key
+	pk := id.Project + "/" + id.Domain + "/" + id.Key
+	if id.Org != "" {
+		pk = "@" + id.Org + "/" + pk
+	}
+	return pk
 }
 
 // holderKey turns an owner id (any text) into a map key that is safe in a
@@ -84,6 +91,7 @@ func holderKey(ownerID string) string {
 // record is an item as stored. Times are epoch milliseconds so conditions
 // can compare them with the manager's clock.
 type record struct {
+	Org     string `dynamodbav:"org,omitempty"`
 	Project string `dynamodbav:"project"`
 	Domain  string `dynamodbav:"domain"`
 	Key     string `dynamodbav:"key"`
@@ -118,7 +126,7 @@ type sourceItem struct {
 }
 
 func (r *record) id() manager.ID {
-	return manager.ID{Project: r.Project, Domain: r.Domain, Key: r.Key}
+	return manager.ID{Org: r.Org, Project: r.Project, Domain: r.Domain, Key: r.Key}
 }
 
 // entry returns the item's entry, or nil when it holds none.

@@ -51,6 +51,9 @@ func putUpdate(w manager.EntryWrite) expression.UpdateBuilder {
 		Set(name(attrLastUpdatedAt), value(now)).
 		Set(name(attrCreatedAt), name(attrCreatedAt).IfNotExists(value(now))).
 		Set(name(attrVersion), nextVersion(w.VersionBase))
+	if w.Org != "" {
+		u = u.Set(name(attrOrg), value(w.Org))
+	}
 	if w.ExpiresAt != nil {
 		u = u.Set(name(attrExpiresAt), value(millis(*w.ExpiresAt)))
 	} else {

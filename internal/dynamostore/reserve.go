@@ -84,7 +84,7 @@ func reserveUpdate(a manager.Acquisition) expression.UpdateBuilder {
 		name(attrFence).IfNotExists(value(a.FenceBase)),
 		holderEntry.IfNotExists(value(1)),
 	)
-	return expression.
+	u := expression.
 		Set(name(attrProject), value(a.Project)).
 		Set(name(attrDomain), value(a.Domain)).
 		Set(name(attrKey), value(a.Key)).
@@ -93,6 +93,10 @@ func reserveUpdate(a manager.Acquisition) expression.UpdateBuilder {
 		Set(name(attrReservedUntil), value(millis(a.ExpiresAt))).
 		Set(name(attrFence), fence).
 		Set(name(attrHolder), value(map[string]int{holderKey(a.OwnerID): 0}))
+	if a.Org != "" {
+		u = u.Set(name(attrOrg), value(a.Org))
+	}
+	return u
 }
 
 // acquired rebuilds the caller's reservation from the item before the

@@ -63,7 +63,10 @@ func BenchmarkOperations(b *testing.B) {
 			_, err := mgr.Reserve(ctx, id("held"), manager.ReserveRequest{OwnerID: "other"})
 			return err
 		}},
-		{"release", func(i int) error { _, err := mgr.Release(ctx, id("r-"+strconv.Itoa(i)), manager.ReleaseRequest{OwnerID: "w"}); return err }},
+		{"release", func(i int) error {
+			_, err := mgr.Release(ctx, id("r-"+strconv.Itoa(i)), manager.ReleaseRequest{OwnerID: "w"})
+			return err
+		}},
 	}
 	for _, bench := range benches {
 		b.Run(bench.name, func(b *testing.B) {

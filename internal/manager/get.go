@@ -132,4 +132,3 @@ func (m *Manager) verify(ctx context.Context, e *Entry, now time.Time) error {
 	m.forget(e.ID)
 	return Errorf(CodeNotFound, "output_uri: the output object %s is gone; the entry was removed", e.OutputURI)
 }
-

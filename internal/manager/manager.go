@@ -156,4 +156,3 @@ func (m *Manager) forget(id ID) {
 		m.reads.Remove(id)
 	}
 }
-

@@ -439,7 +439,10 @@ func TestEveryOperationIsOneRequest(t *testing.T) {
 		{"reserve contended", func() error { _, err := f.mgr.Reserve(ctx, id("k"), manager.ReserveRequest{OwnerID: "b"}); return err }},
 		{"release non-owner", func() error { _, err := f.mgr.Release(ctx, id("k"), manager.ReleaseRequest{OwnerID: "b"}); return err }},
 		{"release owner", func() error { _, err := f.mgr.Release(ctx, id("k"), manager.ReleaseRequest{OwnerID: "a"}); return err }},
-		{"release missing", func() error { _, err := f.mgr.Release(ctx, id("none"), manager.ReleaseRequest{OwnerID: "a"}); return err }},
+		{"release missing", func() error {
+			_, err := f.mgr.Release(ctx, id("none"), manager.ReleaseRequest{OwnerID: "a"})
+			return err
+		}},
 	}
 	for _, op := range ops {
 		f.counter.Reset()
@@ -464,4 +467,30 @@ func ignore(err error, code string) error {
 		return nil
 	}
 	return err
+}
+
+func TestOrgsNeverCollideWithTheDefaultScope(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	ids := []manager.ID{
+		{Project: "ml", Domain: "dev", Key: "k"},
+		{Org: "ml", Project: "dev", Domain: "k", Key: "k"},
+		{Org: "acme", Project: "ml", Domain: "dev", Key: "k"},
+		{Project: "acme", Domain: "ml", Key: "dev/k"},
+	}
+	for i, x := range ids {
+		if _, err := f.mgr.Put(ctx, x, manager.PutRequest{OutputURI: "s3://bucket/" + string(rune('0'+i))}); err != nil {
+			t.Fatalf("%+v: %v", x, err)
+		}
+	}
+	for i, x := range ids {
+		got, err := f.mgr.Get(ctx, x, manager.GetOptions{})
+		if want := "s3://bucket/" + string(rune('0'+i)); err != nil || got.Entry.OutputURI != want || got.Entry.ID != x {
+			t.Errorf("%+v read %+v %v, want %s", x, got.Entry, err, want)
+		}
+	}
+	_, err := f.mgr.Get(ctx, manager.ID{Org: "Acme!", Project: "ml", Domain: "dev", Key: "k"}, manager.GetOptions{})
+	if e := wantCode(t, err, manager.CodeInvalidArgument); !strings.HasPrefix(e.Message, "org") {
+		t.Fatal(e)
+	}
 }

@@ -284,7 +284,6 @@ func lifetime(field string, seconds *int64, min int64) (*time.Duration, error) {
 	return &d, nil
 }
 
-
 // hasAnyPrefix reports whether s starts with one of the prefixes.
 func hasAnyPrefix(s string, prefixes []string) bool {
 	return slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(s, p) })

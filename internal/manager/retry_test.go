@@ -44,7 +44,9 @@ func (l *losingHTTP) Do(req *http.Request) (*http.Response, error) {
 // lostResponse looks like a connection reset to the SDK's retryer.
 type lostResponse struct{}
 
-func (*lostResponse) Error() string   { return "read: connection reset by peer (response lost by the test)" }
+func (*lostResponse) Error() string {
+	return "read: connection reset by peer (response lost by the test)"
+}
 func (*lostResponse) Timeout() bool   { return false }
 func (*lostResponse) Temporary() bool { return true }
 

@@ -6,15 +6,26 @@ import (
 )
 
 // Tenancy: Stampede checks and deletes only objects of the request's own
-// scope, s3://<managed bucket>/<project>/<domain>/…, so a caller allowed on
-// one project can neither delete nor probe another project's outputs by
+// scope, s3://<managed bucket>/<project>/<domain>/… (with an org,
+// s3://<managed bucket>/@<org>/<project>/<domain>/…), so a caller allowed
+// on one project can neither delete nor probe another project's outputs by
 // pointing an entry at them.
+
+// ScopePath is id's scope as an object key prefix, "<project>/<domain>/" or
+// "@<org>/<project>/<domain>/": injective like the store's keys.
+func (id ID) ScopePath() string {
+	p := id.Project + "/" + id.Domain + "/"
+	if id.Org != "" {
+		p = "@" + id.Org + "/" + p
+	}
+	return p
+}
 
 // scopePrefixes are the URI prefixes of id's scope in the managed buckets.
 func (m *Manager) scopePrefixes(id ID) []string {
 	out := make([]string, 0, len(m.managed))
 	for _, b := range m.managed {
-		out = append(out, "s3://"+b+"/"+id.Project+"/"+id.Domain+"/")
+		out = append(out, "s3://"+b+"/"+id.ScopePath())
 	}
 	return out
 }
@@ -37,7 +48,7 @@ func (m *Manager) requireInScope(field string, id ID, uri string) error {
 	if m.blobs == nil || !slices.Contains(m.managed, bucket) {
 		return Errorf(CodeInvalidArgument, "%s: bucket %q is not managed by Stampede", field, bucket)
 	}
-	return Errorf(CodeInvalidArgument, "%s: %s is outside this scope's outputs, s3://%s/%s/%s/", field, uri, bucket, id.Project, id.Domain)
+	return Errorf(CodeInvalidArgument, "%s: %s is outside this scope's outputs, s3://%s/%s", field, uri, bucket, id.ScopePath())
 }
 
 // requireManagedBuckets refuses delete_blob when Stampede manages no bucket.

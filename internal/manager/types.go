@@ -3,8 +3,11 @@ package manager
 import "time"
 
 // ID names one cache entry and its reservation: a key inside a project and
-// domain. Distinct IDs never share storage (see the store's key encoding).
+// domain, optionally of an organization (Flyte's Identifier.org; the HTTP
+// API's routes are the default, empty org). Distinct IDs never share
+// storage (see the store's key encoding).
 type ID struct {
+	Org     string
 	Project string
 	Domain  string
 	Key     string

@@ -21,8 +21,14 @@ const (
 	MaxLifetimeSeconds = 10 * 365 * 24 * 3600
 )
 
-// Validate checks the scope names and the key.
+// Validate checks the scope names and the key. The org is optional and,
+// when set, follows the rules of project and domain names.
 func (id ID) Validate() error {
+	if id.Org != "" {
+		if err := validateName("org", id.Org); err != nil {
+			return err
+		}
+	}
 	if err := validateName("project", id.Project); err != nil {
 		return err
 	}
