@@ -32,6 +32,10 @@ type GetOptions struct {
 	// Verify checks that the output object exists; a dangling entry is a
 	// miss and is removed.
 	Verify bool
+	// Wait, on a miss, waits up to this long (at most MaxWait, and never
+	// past the request's deadline less a second) for the entry to appear:
+	// the herd behind a reservation learns of the result at once.
+	Wait time.Duration
 }
 
 // GetResult is a get's entry and the read that served it.
@@ -52,10 +56,20 @@ func (m *Manager) Get(ctx context.Context, id ID, opts GetOptions) (GetResult, e
 	if opts.MaxStaleness < 0 || opts.MaxStaleness > MaxStaleness {
 		return GetResult{}, Errorf(CodeInvalidArgument, "max_staleness_ms: must be from 1 to %d", MaxStaleness.Milliseconds())
 	}
+	if opts.Wait < 0 || opts.Wait > MaxWait {
+		return GetResult{}, Errorf(CodeInvalidArgument, "wait_ms: must be from 0 to %d", MaxWait.Milliseconds())
+	}
 	now := m.clock()
 	res, err := m.read(ctx, id, opts, now)
 	if err != nil {
 		return res, err
+	}
+	if opts.Wait > 0 && (res.Entry == nil || !res.Entry.LiveAt(now)) {
+		e, err := m.awaitEntry(ctx, id, opts.Wait)
+		if err != nil {
+			return GetResult{Read: ReadStrong}, fmt.Errorf("wait for entry: %w", err)
+		}
+		res, now = GetResult{Entry: e, Read: ReadStrong}, m.clock()
 	}
 	// TTL deletion is lazy (often days late): expiry is decided here.
 	if res.Entry == nil || !res.Entry.LiveAt(now) {
@@ -76,7 +90,7 @@ func (m *Manager) read(ctx context.Context, id ID, opts GetOptions, now time.Tim
 			(opts.MinVersion == 0 || c.entry != nil && c.entry.Version >= opts.MinVersion) {
 			return GetResult{Entry: c.entry, Read: ReadCache}, nil
 		}
-		e, err := m.store.GetEntry(ctx, id, true)
+		e, err := m.strongRead(ctx, id)
 		if err != nil {
 			return GetResult{}, fmt.Errorf("get entry: %w", err)
 		}
@@ -95,7 +109,7 @@ func (m *Manager) read(ctx context.Context, id ID, opts GetOptions, now time.Tim
 			return GetResult{Entry: e, Read: ReadEventual}, nil
 		}
 	}
-	e, err := m.store.GetEntry(ctx, id, true)
+	e, err := m.strongRead(ctx, id)
 	if err != nil {
 		return GetResult{}, fmt.Errorf("get entry: %w", err)
 	}

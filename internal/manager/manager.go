@@ -53,6 +53,9 @@ type Config struct {
 	// object: entries pointing into them get at most this lifetime, so they
 	// never outlive their objects.
 	OutputExpiration time.Duration
+	// WaitPoll is how often the waiters of a key (gets with Wait) read it;
+	// zero means DefaultWaitPoll.
+	WaitPoll time.Duration
 }
 
 // Blobs is the object store holding task outputs.
@@ -72,7 +75,10 @@ type Manager struct {
 	multiplier   int
 	maxHeartbeat time.Duration
 	outputTTL    time.Duration
+	waitPoll     time.Duration
 	reads        *lru.Cache[ID, cachedRead]
+	group        readGroup
+	watches      watchGroup
 }
 
 // cachedRead is a strongly consistent read and the instant it started.
@@ -91,6 +97,10 @@ func New(store Store, cfg Config) (*Manager, error) {
 		multiplier:   cfg.HeartbeatMultiplier,
 		maxHeartbeat: cfg.MaxHeartbeat,
 		outputTTL:    cfg.OutputExpiration,
+		waitPoll:     cfg.WaitPoll,
+	}
+	if m.waitPoll <= 0 {
+		m.waitPoll = DefaultWaitPoll
 	}
 	if m.now == nil {
 		m.now = time.Now

@@ -78,6 +78,7 @@ func (m *Manager) Put(ctx context.Context, id ID, req PutRequest) (PutResult, er
 		return PutResult{}, whyNotWritten(w, out)
 	}
 	m.forget(id)
+	m.notify(id)
 	res := PutResult{Entry: out.Entry, Created: out.Previous == nil || !out.Previous.LiveAt(w.Now)}
 	previous := ""
 	if out.Previous != nil {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -151,7 +152,11 @@ func (h *Handler) route(ctx context.Context, in routeInput) result {
 		// Log under the function's own operation when the route is unknown.
 		return h.serve(ctx, h.opOr(op), in.requestID, func(context.Context) result { return failure(err) })
 	}
-	return h.serve(ctx, op, in.requestID, func(ctx context.Context) result {
+	var extra time.Duration
+	if op == OpGet {
+		extra = waitOf(in.query.Get("wait_ms"))
+	}
+	return h.serveWithin(ctx, op, in.requestID, extra, func(ctx context.Context) result {
 		if in.qerr != nil {
 			return failure(manager.Errorf(manager.CodeInvalidArgument, "query: malformed query string"))
 		}

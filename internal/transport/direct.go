@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda/messages"
 	"github.com/aws/aws-lambda-go/lambdacontext"
@@ -49,7 +50,15 @@ func (h *Handler) Direct(ctx context.Context, payload json.RawMessage) (any, err
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
 		requestID = lc.AwsRequestID
 	}
-	r := h.serve(ctx, op, requestID, func(ctx context.Context) result {
+	var extra time.Duration
+	if op == OpGet {
+		var probe struct {
+			WaitMS json.Number `json:"wait_ms"`
+		}
+		_ = json.Unmarshal(payload, &probe)
+		extra = waitOf(probe.WaitMS.String())
+	}
+	r := h.serveWithin(ctx, op, requestID, extra, func(ctx context.Context) result {
 		if h.only == "" {
 			return failure(manager.Errorf(manager.CodeInvalidArgument, "payload: direct invocations go to one operation's function"))
 		}

@@ -101,8 +101,14 @@ const RequestIDHeader = "Stampede-Request-Id"
 // serve runs one operation within the request's budget, with panic
 // recovery and the request log line.
 func (h *Handler) serve(ctx context.Context, op Op, requestID string, run func(context.Context) result) (res result) {
+	return h.serveWithin(ctx, op, requestID, 0, run)
+}
+
+// serveWithin is serve with extra time on top of the budget: a get that
+// waits for its entry (wait_ms) gets its wait.
+func (h *Handler) serveWithin(ctx context.Context, op Op, requestID string, extra time.Duration, run func(context.Context) result) (res result) {
 	start := time.Now()
-	ctx, cancel := h.withBudget(ctx, start)
+	ctx, cancel := h.withBudget(ctx, start, extra)
 	defer cancel()
 	defer func() {
 		if p := recover(); p != nil {
@@ -126,8 +132,8 @@ func answerMargin(remaining time.Duration) time.Duration {
 
 // withBudget bounds ctx by the handler's budget and, when ctx already has a
 // deadline (a Lambda invocation), by that deadline less answerMargin.
-func (h *Handler) withBudget(ctx context.Context, start time.Time) (context.Context, context.CancelFunc) {
-	end := start.Add(h.budget)
+func (h *Handler) withBudget(ctx context.Context, start time.Time, extra time.Duration) (context.Context, context.CancelFunc) {
+	end := start.Add(h.budget + extra)
 	if d, ok := ctx.Deadline(); ok {
 		if lambdaEnd := d.Add(-answerMargin(d.Sub(start))); lambdaEnd.Before(end) {
 			end = lambdaEnd

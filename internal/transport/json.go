@@ -53,6 +53,7 @@ type getParams struct {
 	MinVersion     *int64  `json:"min_version"`
 	MaxStalenessMS *int64  `json:"max_staleness_ms"`
 	Verify         *bool   `json:"verify"`
+	WaitMS         *int64  `json:"wait_ms"`
 }
 
 type reserveBody struct {

@@ -75,6 +75,12 @@ func (p getParams) options() (manager.GetOptions, error) {
 		opts.MaxStaleness = time.Duration(*p.MaxStalenessMS) * time.Millisecond
 	}
 	opts.Verify = p.Verify != nil && *p.Verify
+	if p.WaitMS != nil {
+		if *p.WaitMS < 0 || *p.WaitMS > manager.MaxWait.Milliseconds() {
+			return opts, manager.Errorf(manager.CodeInvalidArgument, "wait_ms: must be from 0 to %d", manager.MaxWait.Milliseconds())
+		}
+		opts.Wait = time.Duration(*p.WaitMS) * time.Millisecond
+	}
 	return opts, nil
 }
 
@@ -330,7 +336,10 @@ func parseQuery(q url.Values, p *getParams) error {
 	if p.MaxStalenessMS, err = intParam(q, "max_staleness_ms"); err != nil {
 		return err
 	}
-	p.Verify, err = boolParam(q, "verify")
+	if p.Verify, err = boolParam(q, "verify"); err != nil {
+		return err
+	}
+	p.WaitMS, err = intParam(q, "wait_ms")
 	return err
 }
 
@@ -356,11 +365,21 @@ func boolParam(q url.Values, name string) (*bool, error) {
 	return &b, nil
 }
 
+// waitOf is the wait a get asks for (wait_ms), added to the request's
+// budget; zero when absent or malformed (the get then refuses it).
+func waitOf(ms string) time.Duration {
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if err != nil || n <= 0 || n > manager.MaxWait.Milliseconds() {
+		return 0
+	}
+	return time.Duration(n) * time.Millisecond
+}
+
 // queryParams lists the query parameters op takes.
 func queryParams(op Op) []string {
 	switch op {
 	case OpGet:
-		return []string{"consistency", "min_version", "max_staleness_ms", "verify"}
+		return []string{"consistency", "min_version", "max_staleness_ms", "verify", "wait_ms"}
 	case OpDelete:
 		return []string{"delete_blob"}
 	case OpRelease:

@@ -216,3 +216,32 @@ func TestThrottlingIsA429WithRetryAfter(t *testing.T) {
 		t.Fatalf("%d %v %s", status, h, body)
 	}
 }
+
+func TestWaitForAnEntryOverHTTP(t *testing.T) {
+	srv, _ := server(t)
+	p := prefix + "/cache/waited"
+	type answer struct {
+		status int
+		body   string
+	}
+	got := make(chan answer, 1)
+	go func() {
+		status, _, body := rawDo(t, srv, "GET", p+"?wait_ms=15000", "", nil)
+		got <- answer{status, body}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	if status, _, body := rawDo(t, srv, "PUT", p, `{"output_uri":"s3://bucket/done"}`, nil); status != 201 {
+		t.Fatalf("put: %d %s", status, body)
+	}
+	if a := <-got; a.status != 200 || !strings.Contains(a.body, `"output_uri":"s3://bucket/done"`) {
+		t.Fatalf("waited get: %d %s", a.status, a.body)
+	}
+	if status, _, body := rawDo(t, srv, "GET", prefix+"/cache/never?wait_ms=100", "", nil); status != 404 {
+		t.Fatalf("empty wait: %d %s", status, body)
+	}
+	for _, bad := range []string{"-1", "20001", "x"} {
+		if status, _, body := rawDo(t, srv, "GET", p+"?wait_ms="+bad, "", nil); status != 400 || !strings.Contains(body, "wait_ms") {
+			t.Errorf("wait_ms=%s: %d %s", bad, status, body)
+		}
+	}
+}
