@@ -8,30 +8,35 @@ func name(n string) expression.NameBuilder { return expression.Name(n) }
 
 func value(v any) expression.ValueBuilder { return expression.Value(v) }
 
-// liveEntry holds when the item has an entry that has not expired at now.
-func liveEntry(now int64) expression.ConditionBuilder {
+// liveEntry holds when the item has an entry that has not expired at the
+// request's instant (slot "now").
+func liveEntry() expression.ConditionBuilder {
 	return expression.AttributeExists(name(attrOutputURI)).And(
-		expression.AttributeNotExists(name(attrExpiresAt)).Or(name(attrExpiresAt).GreaterThan(value(now))))
+		expression.AttributeNotExists(name(attrExpiresAt)).Or(name(attrExpiresAt).GreaterThan(slot("now"))))
 }
 
 // noLiveEntry holds when the item has no entry or an expired one.
-func noLiveEntry(now int64) expression.ConditionBuilder {
-	return expression.AttributeNotExists(name(attrOutputURI)).Or(name(attrExpiresAt).LessThanEqual(value(now)))
+func noLiveEntry() expression.ConditionBuilder {
+	return expression.AttributeNotExists(name(attrOutputURI)).Or(name(attrExpiresAt).LessThanEqual(slot("now")))
 }
 
-// outputUnder holds when the entry's output URI starts with one of the
-// prefixes.
-func outputUnder(prefixes []string) expression.ConditionBuilder {
-	cond := expression.BeginsWith(name(attrOutputURI), prefixes[0])
-	for _, p := range prefixes[1:] {
-		cond = cond.Or(expression.BeginsWith(name(attrOutputURI), p))
+// outputUnder holds when the entry's output URI starts with one of n
+// prefixes (slots "prefix0"…).
+func outputUnder(n int) expression.ConditionBuilder {
+	cond := expression.BeginsWith(name(attrOutputURI), slotMark+prefixSlot(0))
+	for i := 1; i < n; i++ {
+		cond = cond.Or(expression.BeginsWith(name(attrOutputURI), slotMark+prefixSlot(i)))
 	}
 	return cond
 }
 
-// heldBy holds while owner holds the key's live reservation at now.
-func heldBy(owner string, now int64) expression.ConditionBuilder {
-	return name(attrOwnerID).Equal(value(owner)).And(name(attrReservedUntil).GreaterThan(value(now)))
+// prefixSlot names the slot of the ith output prefix.
+func prefixSlot(i int) string { return "prefix" + itoa(int64(i)) }
+
+// heldBy holds while the owner (slot "owner") holds the key's live
+// reservation.
+func heldBy() expression.ConditionBuilder {
+	return name(attrOwnerID).Equal(slot("owner")).And(name(attrReservedUntil).GreaterThan(slot("now")))
 }
 
 // allOf joins optional conditions; ok is false when there are none.

@@ -2,7 +2,6 @@ package dynamostore
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -10,32 +9,45 @@ import (
 	"github.com/stampede-cache/stampede/internal/manager"
 )
 
+// deleteShape is what changes the text of a delete's expressions.
+type deleteShape struct {
+	ifVersion, onlyVersion bool
+	prefixes               int
+	token                  bool
+}
+
 // DeleteEntry removes the entry's attributes with one conditional
 // UpdateItem, leaving the reservation, the fence and the version counter in
 // place.
 func (s *Store) DeleteEntry(ctx context.Context, d manager.EntryDelete) (manager.DeleteOutcome, error) {
-	now := millis(d.Now)
-	u := expression.Set(name(attrTTL), value(ttlSeconds(d.KeepUntil))).Remove(name(attrPin))
-	for _, a := range entryAttrs() {
-		u = u.Remove(name(a))
+	t, err := s.deletes.get(deleteShape{
+		ifVersion:   d.IfVersion != nil,
+		onlyVersion: d.OnlyVersion != nil,
+		prefixes:    len(d.OutputUnder),
+		token:       d.Token != "",
+	})
+	if err != nil {
+		return manager.DeleteOutcome{}, err
 	}
-	cond := expression.AttributeExists(name(attrOutputURI))
+	v := map[string]types.AttributeValue{
+		"now":  num(millis(d.Now)),
+		"keep": num(ttlSeconds(d.KeepUntil)),
+	}
 	if d.Token != "" {
-		u = recordWrite(u, d.Token, now, name(attrVersion).IfNotExists(value(nil)), len(d.OutputUnder) > 0)
-		cond = cond.And(notSeen(d.Token))
+		v["token"] = str(string(d.Token))
 	}
 	if d.IfVersion != nil {
-		cond = cond.And(liveEntry(now)).And(name(attrVersion).Equal(value(*d.IfVersion)))
+		v["ifVersion"] = num(*d.IfVersion)
 	}
 	if d.OnlyVersion != nil {
-		cond = cond.And(name(attrVersion).Equal(value(*d.OnlyVersion)))
+		v["onlyVersion"] = num(*d.OnlyVersion)
 	}
-	if len(d.OutputUnder) > 0 {
-		cond = cond.And(outputUnder(d.OutputUnder))
+	for i, p := range d.OutputUnder {
+		v[prefixSlot(i)] = str(p)
 	}
-	expr, err := expression.NewBuilder().WithCondition(cond).WithUpdate(u).Build()
+	expr, err := t.bind(v, nil)
 	if err != nil {
-		return manager.DeleteOutcome{}, fmt.Errorf("build delete expression: %w", err)
+		return manager.DeleteOutcome{}, err
 	}
 	rec, failed, err := s.update(ctx, d.ID, expr, types.ReturnValueAllOld)
 	if err != nil || rec == nil {
@@ -47,4 +59,27 @@ func (s *Store) DeleteEntry(ctx context.Context, d manager.EntryDelete) (manager
 		}
 	}
 	return manager.DeleteOutcome{Removed: !failed, Previous: rec.entry()}, nil
+}
+
+// buildDelete is the expression of a delete shape.
+func buildDelete(s deleteShape) expression.Builder {
+	u := expression.Set(name(attrTTL), slot("keep")).Remove(name(attrPin))
+	for _, a := range entryAttrs() {
+		u = u.Remove(name(a))
+	}
+	cond := expression.AttributeExists(name(attrOutputURI))
+	if s.token {
+		u = recordWrite(u, name(attrVersion).IfNotExists(value(nil)), s.prefixes > 0)
+		cond = cond.And(notSeen())
+	}
+	if s.ifVersion {
+		cond = cond.And(liveEntry()).And(name(attrVersion).Equal(slot("ifVersion")))
+	}
+	if s.onlyVersion {
+		cond = cond.And(name(attrVersion).Equal(slot("onlyVersion")))
+	}
+	if s.prefixes > 0 {
+		cond = cond.And(outputUnder(s.prefixes))
+	}
+	return expression.NewBuilder().WithCondition(cond).WithUpdate(u)
 }

@@ -2,7 +2,9 @@ package dynamostore
 
 import (
 	"crypto/sha256"
+
 	"encoding/hex"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"time"
 
 	"github.com/stampede-cache/stampede/internal/manager"
@@ -186,6 +188,28 @@ func (r *record) reservation() *manager.Reservation {
 		ExpiresAt:         fromMillis(r.ReservedUntil),
 		Fence:             r.fence(),
 	}
+}
+
+// metadataValue is md as stored, built without reflection.
+func metadataValue(md manager.Metadata) types.AttributeValue {
+	m := make(map[string]types.AttributeValue, 2)
+	if s := md.Source; s != nil {
+		src := make(map[string]types.AttributeValue, 4)
+		for k, v := range map[string]string{"project": s.Project, "domain": s.Domain, "name": s.Name, "version": s.Version} {
+			if v != "" {
+				src[k] = str(v)
+			}
+		}
+		m["source"] = &types.AttributeValueMemberM{Value: src}
+	}
+	if len(md.Labels) > 0 {
+		labels := make(map[string]types.AttributeValue, len(md.Labels))
+		for k, v := range md.Labels {
+			labels[k] = str(v)
+		}
+		m["labels"] = &types.AttributeValueMemberM{Value: labels}
+	}
+	return &types.AttributeValueMemberM{Value: m}
 }
 
 func metadataToItem(md manager.Metadata) metadataItem {

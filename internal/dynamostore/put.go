@@ -2,7 +2,6 @@ package dynamostore
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -10,17 +9,43 @@ import (
 	"github.com/stampede-cache/stampede/internal/manager"
 )
 
+// putShape is what changes the text of a put's expressions.
+type putShape struct {
+	ifVersion, create, maxAge bool
+	holder, fence, release    bool
+	prefixes                  int
+	expires, recordOutput     bool
+	org, token                bool
+}
+
+func shapeOfPut(w manager.EntryWrite) putShape {
+	s := putShape{
+		ifVersion:    w.IfVersion != nil,
+		create:       w.IfVersion == nil && !w.Overwrite,
+		prefixes:     len(w.PreviousUnder),
+		expires:      w.ExpiresAt != nil,
+		recordOutput: w.RecordPriorOutput,
+		org:          w.Org != "",
+		token:        w.Token != "",
+	}
+	s.maxAge = s.create && w.ReplaceUpdatedBefore != nil
+	if h := w.Holder; h != nil {
+		s.holder, s.fence, s.release = true, h.Fence != nil, h.Release
+	}
+	return s
+}
+
 // PutEntry writes an entry with one conditional UpdateItem. created_at is
 // kept from the item when present and version counts every write of the
 // key, so a version number is never reused.
 func (s *Store) PutEntry(ctx context.Context, w manager.EntryWrite) (manager.PutOutcome, error) {
-	b := expression.NewBuilder().WithUpdate(putUpdate(w))
-	if cond, ok := putCondition(w); ok {
-		b = b.WithCondition(cond)
-	}
-	expr, err := b.Build()
+	t, err := s.puts.get(shapeOfPut(w))
 	if err != nil {
-		return manager.PutOutcome{}, fmt.Errorf("build put expression: %w", err)
+		return manager.PutOutcome{}, err
+	}
+	expr, err := t.bind(putValues(w), nil)
+	if err != nil {
+		return manager.PutOutcome{}, err
 	}
 	rec, failed, err := s.update(ctx, w.ID, expr, types.ReturnValueAllOld)
 	if err != nil {
@@ -32,79 +57,115 @@ func (s *Store) PutEntry(ctx context.Context, w manager.EntryWrite) (manager.Put
 	return putWritten(w, rec), nil
 }
 
-// nextVersion is the key's version after a write: one more than the
-// counter, which is seeded from base when the key has none.
-func nextVersion(base int64) expression.OperandBuilder {
-	return expression.Plus(name(attrVersion).IfNotExists(value(base)), value(1))
-}
-
-// putUpdate sets the entry, bumps the version, sets the item's TTL, ends
-// the reservation for a put-and-release, and records the token.
-func putUpdate(w manager.EntryWrite) expression.UpdateBuilder {
-	now := millis(w.Now)
-	u := expression.
-		Set(name(attrProject), value(w.Project)).
-		Set(name(attrDomain), value(w.Domain)).
-		Set(name(attrKey), value(w.Key)).
-		Set(name(attrOutputURI), value(w.OutputURI)).
-		Set(name(attrMetadata), value(metadataToItem(w.Metadata))).
-		Set(name(attrLastUpdatedAt), value(now)).
-		Set(name(attrCreatedAt), name(attrCreatedAt).IfNotExists(value(now))).
-		Set(name(attrVersion), nextVersion(w.VersionBase))
-	if w.Org != "" {
-		u = u.Set(name(attrOrg), value(w.Org))
-	}
-	if w.ExpiresAt != nil {
-		u = u.Set(name(attrExpiresAt), value(millis(*w.ExpiresAt)))
-	} else {
-		u = u.Remove(name(attrExpiresAt))
-	}
+// putValues are the request's values for its shape's slots.
+func putValues(w manager.EntryWrite) map[string]types.AttributeValue {
 	keep := int64(neverTTL)
 	if w.KeepUntil != nil {
 		keep = ttlSeconds(*w.KeepUntil)
 	}
-	u = u.Set(name(attrTTL), value(keep)).Set(name(attrPin), value(keep))
-	if h := w.Holder; h != nil && h.Release {
+	v := map[string]types.AttributeValue{
+		"project":  str(w.Project),
+		"domain":   str(w.Domain),
+		"key":      str(w.Key),
+		"uri":      str(w.OutputURI),
+		"metadata": metadataValue(w.Metadata),
+		"now":      num(millis(w.Now)),
+		"vbase":    num(w.VersionBase),
+		"keep":     num(keep),
+	}
+	if w.Org != "" {
+		v["org"] = str(w.Org)
+	}
+	if w.Token != "" {
+		v["token"] = str(string(w.Token))
+	}
+	if w.ExpiresAt != nil {
+		v["exp"] = num(millis(*w.ExpiresAt))
+	}
+	if w.IfVersion != nil {
+		v["ifVersion"] = num(*w.IfVersion)
+	}
+	if w.ReplaceUpdatedBefore != nil {
+		v["before"] = num(millis(*w.ReplaceUpdatedBefore))
+	}
+	if h := w.Holder; h != nil {
+		v["owner"] = str(h.OwnerID)
+		if h.Fence != nil {
+			v["fence"] = num(*h.Fence)
+		}
+	}
+	for i, p := range w.PreviousUnder {
+		v[prefixSlot(i)] = str(p)
+	}
+	return v
+}
+
+// nextVersion is the key's version after a write: one more than the
+// counter, which is seeded from the clock (slot "vbase") when the key has
+// none.
+func nextVersion() expression.OperandBuilder {
+	return expression.Plus(name(attrVersion).IfNotExists(slot("vbase")), value(1))
+}
+
+// buildPut is the expression of a put shape: the update, and every
+// requirement (not already applied, the entry condition — create,
+// compare-and-set or max age —, the fence, the replaced output's scope).
+func buildPut(s putShape) expression.Builder {
+	u := expression.
+		Set(name(attrProject), slot("project")).
+		Set(name(attrDomain), slot("domain")).
+		Set(name(attrKey), slot("key")).
+		Set(name(attrOutputURI), slot("uri")).
+		Set(name(attrMetadata), slot("metadata")).
+		Set(name(attrLastUpdatedAt), slot("now")).
+		Set(name(attrCreatedAt), name(attrCreatedAt).IfNotExists(slot("now"))).
+		Set(name(attrVersion), nextVersion()).
+		Set(name(attrTTL), slot("keep")).
+		Set(name(attrPin), slot("keep"))
+	if s.org {
+		u = u.Set(name(attrOrg), slot("org"))
+	}
+	if s.expires {
+		u = u.Set(name(attrExpiresAt), slot("exp"))
+	} else {
+		u = u.Remove(name(attrExpiresAt))
+	}
+	if s.release {
 		for _, a := range reservationAttrs() {
 			u = u.Remove(name(a))
 		}
 	}
-	if w.Token != "" {
-		u = recordWrite(u, w.Token, now, nextVersion(w.VersionBase), w.RecordPriorOutput)
+	if s.token {
+		u = recordWrite(u, nextVersion(), s.recordOutput)
 	}
-	return u
-}
 
-// putCondition is every requirement of w: not already applied, the entry
-// condition (create, compare-and-set or max age), the fence, and the
-// replaced output's scope.
-func putCondition(w manager.EntryWrite) (expression.ConditionBuilder, bool) {
-	now := millis(w.Now)
 	var seen, entry, holder, scope *expression.ConditionBuilder
-	if w.Token != "" {
-		seen = ptr(notSeen(w.Token))
+	if s.token {
+		seen = ptr(notSeen())
 	}
 	switch {
-	case w.IfVersion != nil:
-		entry = ptr(liveEntry(now).And(name(attrVersion).Equal(value(*w.IfVersion))))
-	case !w.Overwrite:
-		c := noLiveEntry(now)
-		if w.ReplaceUpdatedBefore != nil {
-			c = c.Or(name(attrLastUpdatedAt).LessThan(value(millis(*w.ReplaceUpdatedBefore))))
-		}
-		entry = &c
+	case s.ifVersion:
+		entry = ptr(liveEntry().And(name(attrVersion).Equal(slot("ifVersion"))))
+	case s.create && s.maxAge:
+		entry = ptr(noLiveEntry().Or(name(attrLastUpdatedAt).LessThan(slot("before"))))
+	case s.create:
+		entry = ptr(noLiveEntry())
 	}
-	if h := w.Holder; h != nil {
-		c := heldBy(h.OwnerID, now)
-		if h.Fence != nil {
-			c = c.And(name(attrFence).Equal(value(*h.Fence)))
+	if s.holder {
+		c := heldBy()
+		if s.fence {
+			c = c.And(name(attrFence).Equal(slot("fence")))
 		}
 		holder = &c
 	}
-	if len(w.PreviousUnder) > 0 {
-		scope = ptr(expression.AttributeNotExists(name(attrOutputURI)).Or(outputUnder(w.PreviousUnder)))
+	if s.prefixes > 0 {
+		scope = ptr(expression.AttributeNotExists(name(attrOutputURI)).Or(outputUnder(s.prefixes)))
 	}
-	return allOf(seen, entry, holder, scope)
+	b := expression.NewBuilder().WithUpdate(u)
+	if cond, ok := allOf(seen, entry, holder, scope); ok {
+		b = b.WithCondition(cond)
+	}
+	return b
 }
 
 // putRefused reports a failed condition: a replay of an applied write, or

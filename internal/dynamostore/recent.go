@@ -64,8 +64,8 @@ type recentWrites struct {
 	W3O *string `dynamodbav:"w3o"`
 }
 
-// slot is one decoded slot.
-type slot struct {
+// regSlot is one decoded slot of the register.
+type regSlot struct {
 	token     *string
 	at        int64
 	version   int64
@@ -74,8 +74,8 @@ type slot struct {
 	output    *string
 }
 
-func (r *recentWrites) slots() [manager.RecentWrites]slot {
-	return [manager.RecentWrites]slot{
+func (r *recentWrites) slots() [manager.RecentWrites]regSlot {
+	return [manager.RecentWrites]regSlot{
 		{r.W0T, r.W0A, r.W0V, r.W0C, r.W0E, r.W0O},
 		{r.W1T, r.W1A, r.W1V, r.W1C, r.W1E, r.W1O},
 		{r.W2T, r.W2A, r.W2V, r.W2C, r.W2E, r.W2O},
@@ -108,11 +108,12 @@ func (r *recentWrites) find(token manager.Token) *manager.PriorWrite {
 	return nil
 }
 
-// notSeen holds when no slot holds token.
-func notSeen(token manager.Token) expression.ConditionBuilder {
+// notSeen holds when no slot of the register holds the request's token
+// (slot "token").
+func notSeen() expression.ConditionBuilder {
 	var seen expression.ConditionBuilder
 	for i := range manager.RecentWrites {
-		c := name(slotAttr(i, 't')).Equal(value(string(token)))
+		c := name(slotAttr(i, 't')).Equal(slot("token"))
 		if i == 0 {
 			seen = c
 		} else {
@@ -122,20 +123,20 @@ func notSeen(token manager.Token) expression.ConditionBuilder {
 	return seen.Not()
 }
 
-// recordWrite shifts the register down and records a write in slot 0:
-// token and at as given, the version after the write (versionAfter, an
-// operand built by the caller), and the replaced entry's created_at and
-// expires_at (and output_uri when recordOutput) copied from the item as it
-// was.
-func recordWrite(u expression.UpdateBuilder, token manager.Token, at int64, versionAfter expression.OperandBuilder, recordOutput bool) expression.UpdateBuilder {
+// recordWrite shifts the register down and records a write in slot 0: the
+// token and instant (slots "token" and "now"), the version after the write
+// (versionAfter, an operand built by the caller), and the replaced entry's
+// created_at and expires_at (and output_uri when recordOutput) copied from
+// the item as it was.
+func recordWrite(u expression.UpdateBuilder, versionAfter expression.OperandBuilder, recordOutput bool) expression.UpdateBuilder {
 	null := value(nil)
 	for i := manager.RecentWrites - 1; i > 0; i-- {
 		for f := range len(slotFields) {
 			u = u.Set(name(slotAttr(i, slotFields[f])), name(slotAttr(i-1, slotFields[f])).IfNotExists(null))
 		}
 	}
-	u = u.Set(name(slotAttr(0, 't')), value(string(token))).
-		Set(name(slotAttr(0, 'a')), value(at)).
+	u = u.Set(name(slotAttr(0, 't')), slot("token")).
+		Set(name(slotAttr(0, 'a')), slot("now")).
 		Set(name(slotAttr(0, 'v')), versionAfter).
 		Set(name(slotAttr(0, 'c')), name(attrCreatedAt).IfNotExists(null)).
 		Set(name(slotAttr(0, 'e')), name(attrExpiresAt).IfNotExists(null))
@@ -147,3 +148,5 @@ func recordWrite(u expression.UpdateBuilder, token manager.Token, at int64, vers
 
 // millis is t in epoch milliseconds.
 func millis(t time.Time) int64 { return t.UnixMilli() }
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

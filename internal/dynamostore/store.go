@@ -10,7 +10,6 @@ import (
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
-	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -27,13 +26,26 @@ type API interface {
 type Store struct {
 	db    API
 	table string
+
+	// The expressions of each operation, compiled once per shape.
+	puts     templates[putShape]
+	deletes  templates[deleteShape]
+	releases templates[bool]
+	reserves templates[reserveShape]
+	reads    templates[projection]
 }
 
 var _ manager.Store = (*Store)(nil)
 
 // New returns a Store over the named table.
 func New(db API, table string) *Store {
-	return &Store{db: db, table: table}
+	s := &Store{db: db, table: table}
+	s.puts.build = buildPut
+	s.deletes.build = buildDelete
+	s.releases.build = buildRelease
+	s.reserves.build = buildReserve
+	s.reads.build = buildProjection
+	return s
 }
 
 func (s *Store) itemKey(id manager.ID) map[string]types.AttributeValue {
@@ -47,14 +59,14 @@ func (s *Store) itemKey(id manager.ID) map[string]types.AttributeValue {
 // item comes back with the error (ReturnValuesOnConditionCheckFailure), so
 // callers learn why without a second read: failed reports that, with the
 // item; err is any other failure, classified.
-func (s *Store) update(ctx context.Context, id manager.ID, expr expression.Expression, rv types.ReturnValue) (item *record, failed bool, err error) {
+func (s *Store) update(ctx context.Context, id manager.ID, expr bound, rv types.ReturnValue) (item *record, failed bool, err error) {
 	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                           &s.table,
 		Key:                                 s.itemKey(id),
-		UpdateExpression:                    expr.Update(),
-		ConditionExpression:                 expr.Condition(),
-		ExpressionAttributeNames:            expr.Names(),
-		ExpressionAttributeValues:           expr.Values(),
+		UpdateExpression:                    expr.update,
+		ConditionExpression:                 expr.condition,
+		ExpressionAttributeNames:            expr.names,
+		ExpressionAttributeValues:           expr.values,
 		ReturnValues:                        rv,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})

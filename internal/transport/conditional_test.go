@@ -115,7 +115,7 @@ func TestOutputLifecycleOverHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(transport.NewRouter(mgr, transport.Options{Log: testLogger(t)}))
+	srv := httptest.NewServer(transport.NewRouter(mgr, transport.Options{Log: testLogger(t), Budget: testBudget}))
 	defer srv.Close()
 	ctx := context.Background()
 	for _, k := range []string{"ml/dev/a", "ml/dev/b"} {

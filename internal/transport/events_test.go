@@ -27,7 +27,7 @@ func functions(t *testing.T) (map[transport.Op]*transport.Handler, *testenv.Coun
 	mgr, _, counter := newManager(t)
 	fns := map[transport.Op]*transport.Handler{}
 	for _, op := range transport.Ops() {
-		fns[op] = transport.NewFunction(mgr, op, transport.Options{Log: testLogger(t)})
+		fns[op] = transport.NewFunction(mgr, op, transport.Options{Log: testLogger(t), Budget: testBudget})
 	}
 	return fns, counter
 }
@@ -280,7 +280,7 @@ func TestStoreFaults(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			mgr := faultyManager(t, tt.fault)
 			for _, op := range transport.Ops() {
-				h := transport.NewFunction(mgr, op, transport.Options{Log: testLogger(t)})
+				h := transport.NewFunction(mgr, op, transport.Options{Log: testLogger(t), Budget: testBudget})
 				body := map[transport.Op]string{transport.OpPut: `{"output_uri":"s3://bucket/x"}`, transport.OpReserve: `{"owner_id":"o"}`}[op]
 				query := map[transport.Op]string{transport.OpRelease: "owner_id=o"}[op]
 				out, err := invoke(t, h, httpAPIEvent(routeOf(op), "ml", "dev", "k", query, body))
@@ -292,7 +292,7 @@ func TestStoreFaults(t *testing.T) {
 					t.Errorf("%s: %d %s", op, resp.StatusCode, resp.Body)
 				}
 			}
-			_, err := invoke(t, transport.NewFunction(mgr, transport.OpGet, transport.Options{Log: testLogger(t)}), `{"project":"ml","domain":"dev","key":"k"}`)
+			_, err := invoke(t, transport.NewFunction(mgr, transport.OpGet, transport.Options{Log: testLogger(t), Budget: testBudget}), `{"project":"ml","domain":"dev","key":"k"}`)
 			var lambdaErr messages.InvokeResponse_Error
 			if !errors.As(err, &lambdaErr) || lambdaErr.Type != tt.typ || strings.Contains(lambdaErr.Message, "123456789012") {
 				t.Errorf("direct: %v", err)

@@ -209,7 +209,7 @@ func TestThrottlingIsA429WithRetryAfter(t *testing.T) {
 		RetryMaxAttempts: 1,
 	})
 	mgr, _ := manager.New(dynamostore.New(db, "t"), manager.Config{})
-	srv := httptest.NewServer(transport.NewRouter(mgr, transport.Options{Log: testLogger(t)}))
+	srv := httptest.NewServer(transport.NewRouter(mgr, transport.Options{Log: testLogger(t), Budget: testBudget}))
 	t.Cleanup(srv.Close)
 	status, h, body := rawDo(t, srv, "GET", prefix+"/cache/k", "", nil)
 	if status != 429 || h.Get("Retry-After") == "" || !strings.Contains(body, `"code":"throttled"`) {

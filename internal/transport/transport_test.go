@@ -24,6 +24,11 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 var epoch = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 
+// testBudget is the request budget of the tests' handlers: generous, so a
+// loaded machine's slow DynamoDB Local never turns into a 503. The budget
+// itself is tested with a silent table.
+const testBudget = time.Minute
+
 // newManager returns a manager over a fresh table, with a fake clock.
 func newManager(t *testing.T) (*manager.Manager, *testenv.Clock, *testenv.Counter) {
 	t.Helper()
@@ -52,7 +57,7 @@ func (w tWriter) Write(p []byte) (int, error) {
 func server(t *testing.T) (*httptest.Server, *testenv.Clock) {
 	t.Helper()
 	mgr, clock, _ := newManager(t)
-	srv := httptest.NewServer(transport.NewRouter(mgr, transport.Options{Log: testLogger(t)}))
+	srv := httptest.NewServer(transport.NewRouter(mgr, transport.Options{Log: testLogger(t), Budget: testBudget}))
 	t.Cleanup(srv.Close)
 	return srv, clock
 }
