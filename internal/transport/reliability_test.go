@@ -1,7 +1,9 @@
 package transport_test
 
 import (
+	"bufio"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -243,5 +245,40 @@ func TestWaitForAnEntryOverHTTP(t *testing.T) {
 		if status, _, body := rawDo(t, srv, "GET", p+"?wait_ms="+bad, "", nil); status != 400 || !strings.Contains(body, "wait_ms") {
 			t.Errorf("wait_ms=%s: %d %s", bad, status, body)
 		}
+	}
+}
+
+func TestUnparsableRequestsGetTheJSONErrorShape(t *testing.T) {
+	mgr, _, _ := newManager(t)
+	srv := httptest.NewUnstartedServer(transport.NewRouter(mgr, transport.Options{Log: testLogger(t), Budget: testBudget}))
+	srv.Listener = transport.JSONErrors(srv.Listener)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	for _, tt := range []struct{ name, request, status, code string }{
+		{"bad percent-encoding", "GET /v1/projects/ml/domains/dev/cache/%zz HTTP/1.1\r\nHost: x\r\n\r\n", "400", "invalid_argument"},
+		{"malformed header", "GET /v1/projects/ml/domains/dev/cache/k HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", "400", "invalid_argument"},
+		{"headers too large", "GET /v1/projects/ml/domains/dev/cache/k HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("b", 2<<20) + "\r\n\r\n", "413", "payload_too_large"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+			go func() { _, _ = conn.Write([]byte(tt.request)) }()
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			if resp.Status[:3] != tt.status || resp.Header.Get("Content-Type") != "application/json" || !strings.Contains(string(body), `"code":"`+tt.code+`"`) {
+				t.Fatalf("%s %v %s", resp.Status, resp.Header, body)
+			}
+		})
+	}
+	// The server is still healthy.
+	if status, _, body := rawDo(t, srv, "GET", prefix+"/cache/k", "", nil); status != 404 {
+		t.Fatalf("after: %d %s", status, body)
 	}
 }
