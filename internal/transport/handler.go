@@ -177,10 +177,13 @@ func (h *Handler) logRequest(ctx context.Context, op Op, r result, elapsed time.
 		slog.String("request_id", r.requestID),
 	)
 	if r.id != nil {
-		attrs = append(attrs, slog.String("project", r.id.Project), slog.String("domain", r.id.Domain), slog.String("key", r.id.Key))
+		// Names were validated or are about to be refused: cap what a
+		// caller can write into the log.
+		attrs = append(attrs, slog.String("project", truncate(r.id.Project, 64)), slog.String("domain", truncate(r.id.Domain, 64)),
+			slog.String("key", truncate(r.id.Key, 256)))
 	}
 	if r.owner != "" {
-		attrs = append(attrs, slog.String("owner_id", r.owner))
+		attrs = append(attrs, slog.String("owner_id", truncate(r.owner, 256)))
 	}
 	attrs = append(attrs,
 		slog.Int("status", status),
