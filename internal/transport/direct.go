@@ -106,6 +106,9 @@ func (h *Handler) direct(ctx context.Context, payload json.RawMessage) result {
 		var in struct {
 			target
 			reserveBody
+			// Accepted for symmetry with the other writes; a reserve is
+			// idempotent by itself (a retry by the same owner extends).
+			IdempotencyKey *string `json:"idempotency_key"`
 		}
 		return runDirect(payload, &in, in.id, func(id manager.ID) result { return h.reserve(ctx, id, in.reserveBody) })
 	case OpRelease:
