@@ -5,15 +5,18 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stampede-cache/stampede/client"
+	"github.com/stampede-cache/stampede/internal/config"
 	"github.com/stampede-cache/stampede/internal/manager"
 	"github.com/stampede-cache/stampede/internal/testenv"
 	"github.com/stampede-cache/stampede/internal/transport"
@@ -31,11 +34,54 @@ func TestMain(m *testing.M) {
 		return
 	}
 	// The developer's own settings must not leak into the tests.
-	for _, name := range []string{envEndpoint, envProject, envDomain, envSigV4, envOwnerID} {
+	for _, name := range []string{envEndpoint, envProject, envDomain, envSigV4, envOwnerID, config.EnvRequestTimeout} {
 		os.Unsetenv(name)
 	}
-	clientOptions = []client.Option{client.WithRetry(2, time.Millisecond, time.Millisecond)}
 	os.Exit(testenv.Main(m))
+}
+
+// testApp is the command line as tests run it in-process: env overrides
+// the process environment, and client retries are quick.
+func testApp(stdout, stderr io.Writer, env map[string]string) *app {
+	return &app{
+		stdin:  strings.NewReader(""),
+		stdout: stdout,
+		stderr: stderr,
+		getenv: func(name string) string {
+			if v, ok := env[name]; ok {
+				return v
+			}
+			return os.Getenv(name)
+		},
+		clientOptions: []client.Option{client.WithRetry(2, time.Millisecond, time.Millisecond)},
+	}
+}
+
+// runCLI runs a command line in-process and returns its exit code and
+// output.
+func runCLI(ctx context.Context, env map[string]string, args ...string) (int, string, string) {
+	var stdout, stderr syncBuffer
+	code := testApp(&stdout, &stderr, env).execute(ctx, args)
+	return code, stdout.String(), stderr.String()
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers (a command's
+// output and the status lines).
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // epoch is the golden tests' server time.
@@ -115,47 +161,73 @@ func TestCLIGolden(t *testing.T) {
 		{name: "run_after_failure", args: []string{"run", "--key", "run/fail", "--owner", "w2", "--output-uri", "s3://bucket/run/fail", "--", "true"}},
 		{name: "run_no_output_uri", args: []string{"run", "--key", "run/none", "--owner", "w", "--", "true"}},
 		{name: "run_command_not_found", args: []string{"run", "--key", "run/none", "--owner", "w", "--", "/nonexistent/command"}},
+		{name: "run_command_not_executable", args: []string{"run", "--key", "run/none", "--owner", "w", "--", "/dev/null"}},
 		{name: "run_two_uris", args: []string{"run", "--key", "run/none", "--owner", "w", "--", "sh", "-c", `printf 's3://bucket/a\ns3://bucket/b\n' > "$STAMPEDE_OUTPUT_URI_FILE"`}},
+		{name: "run_output_uri_field", args: []string{"run", "-o", "uri", "--quiet", "--key", "run/file", "--", "false"}},
+		{name: "run_invalid_uri_from_file", args: []string{"run", "--key", "run/badfile", "--owner", "w", "--", "sh", "-c", `echo s3://ml/x > "$STAMPEDE_OUTPUT_URI_FILE"`}},
+		{name: "run_timeout", args: []string{"run", "--key", "run/slow", "--owner", "w", "--timeout", "1s", "--output-uri", "s3://bucket/slow", "--", "sleep", "60"}},
+		{name: "reserve_after_timeout", args: []string{"reserve", "--owner", "next", "run/slow"}},
+		// output fields
+		{name: "get_output_uri", args: []string{"get", "-o", "uri", "run/file"}},
+		{name: "get_output_label", args: []string{"get", "--output", "metadata.labels.by", "run/file"}},
+		{name: "get_output_absent_field", args: []string{"get", "-o", "expires_at", "run/file"}},
+		{name: "get_miss_output_uri", args: []string{"get", "-o", "uri", "run/none"}},
+		{name: "reserve_output_fence", args: []string{"reserve", "-o", "acquired", "--owner", "worker-9", "jobs/z"}},
 		// failures and usage errors
 		{name: "unreachable", raw: true, args: []string{"get", "--endpoint", "http://127.0.0.1:1", "--project", "proj", "--domain", "dev", "k"}},
+		{name: "wrong_endpoint", raw: true, args: []string{"get", "--endpoint", url + "/api", "--project", "proj", "--domain", "dev", "k"}},
+		{name: "run_unreachable", raw: true, args: []string{"run", "--endpoint", "http://127.0.0.1:1", "--project", "proj", "--domain", "dev", "--key", "k",
+			"--output-uri", "s3://bucket/k", "--", "sh", "-c", "echo must not run"}},
+		{name: "run_fail_open", raw: true, args: []string{"run", "--endpoint", "http://127.0.0.1:1", "--project", "proj", "--domain", "dev", "--key", "k", "--fail-open",
+			"--", "sh", "-c", `echo ran uncached; echo s3://bucket/uncached > "$STAMPEDE_OUTPUT_URI_FILE"`}},
 		{name: "usage_no_command", raw: true, args: []string{}},
 		{name: "usage_unknown_command", raw: true, args: []string{"fetch"}},
 		{name: "usage_get_no_key", args: []string{"get"}},
 		{name: "usage_get_two_keys", args: []string{"get", "a", "b"}},
 		{name: "usage_get_key_twice", args: []string{"get", "--key", "a", "b"}},
+		{name: "usage_get_control_key", args: []string{"get", "a\x01b"}},
 		{name: "usage_no_project", raw: true, args: []string{"get", "--domain", "dev", "k"}},
+		{name: "usage_bad_project", raw: true, args: []string{"get", "--project", "ML", "--domain", "dev", "k"}},
 		{name: "usage_bad_flag", args: []string{"get", "--nope", "k"}},
 		{name: "usage_bad_sigv4", args: []string{"get", "--sigv4", "maybe", "k"}},
 		{name: "usage_bad_endpoint", raw: true, args: []string{"get", "--endpoint", "localhost:8080", "--project", "p", "--domain", "d", "k"}},
+		{name: "usage_bad_output", args: []string{"get", "-o", "yaml", "k"}},
 		{name: "usage_get_bad_consistency", args: []string{"get", "--consistency", "linearizable", "k"}},
 		{name: "usage_put_fence_without_owner", args: []string{"put", "--fence", "3", "--output-uri", "s3://bucket/k", "k"}},
 		{name: "usage_put_no_uri", args: []string{"put", "k"}},
+		{name: "usage_put_invalid_bucket", args: []string{"put", "--output-uri", "s3://ml/models/resnet", "k"}},
 		{name: "usage_put_bad_label", args: []string{"put", "--output-uri", "s3://bucket/k", "--label", "novalue", "k"}},
 		{name: "usage_release_no_owner", args: []string{"release", "k"}},
 		{name: "usage_run_no_key", args: []string{"run", "--", "true"}},
 		{name: "usage_run_no_command", args: []string{"run", "--key", "k"}},
-		{name: "help_get", raw: true, args: []string{"get", "-h"}},
+		{name: "usage_run_invalid_bucket", args: []string{"run", "--key", "k", "--output-uri", "s3://ml/models/x", "--", "sh", "-c", "echo must not run"}},
+		{name: "usage_run_bad_key", args: []string{"run", "--key", "tab\tkey", "--", "sh", "-c", "echo must not run"}},
+		{name: "usage_run_negative_timeout", args: []string{"run", "--key", "k", "--timeout", "-1s", "--", "true"}},
+		{name: "help_get", raw: true, args: []string{"get", "--help"}},
 		{name: "help_run", raw: true, args: []string{"run", "-h"}},
+		{name: "help_command", raw: true, args: []string{"help", "reservation"}},
 	}
+	runGolden(t, url, cases)
+}
+
+// runGolden runs each case in order against the API at url and compares
+// its transcript with testdata/NAME.golden.
+func runGolden(t *testing.T, url string, cases []cliCase) {
+	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			for k, v := range tc.env {
-				t.Setenv(k, v)
-			}
 			ctx := context.Background()
 			for _, s := range tc.setup {
-				var out bytes.Buffer
-				if code := run(ctx, withCommon(url, s), &out, &out); code != 0 {
-					t.Fatalf("setup %q: exit %d\n%s", s, code, out.String())
+				if code, out, errOut := runCLI(ctx, tc.env, withCommon(url, s)...); code != 0 {
+					t.Fatalf("setup %q: exit %d\n%s%s", s, code, out, errOut)
 				}
 			}
 			args := tc.args
 			if !tc.raw {
 				args = withCommon(url, args)
 			}
-			var stdout, stderr bytes.Buffer
-			code := run(ctx, args, &stdout, &stderr)
-			got := transcript(tc, code, stdout.String(), stderr.String())
+			code, stdout, stderr := runCLI(ctx, tc.env, args...)
+			got := transcript(tc, code, stdout, stderr)
 			got = strings.ReplaceAll(got, url, "$ENDPOINT")
 			golden(t, filepath.Join("testdata", tc.name+".golden"), got)
 		})
@@ -174,15 +246,6 @@ func transcript(tc cliCase, code int, stdout, stderr string) string {
 	}
 	fmt.Fprintf(&b, "\nexit %d\n--- stdout\n%s--- stderr\n%s", code, stdout, stderr)
 	return b.String()
-}
-
-func shellQuote(s string) string {
-	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:@%+,", r))
-	}) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // golden compares got with the file, or rewrites it under -update.

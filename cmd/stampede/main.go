@@ -1,72 +1,60 @@
-// Command stampede is Stampede's command line: the local server and (see
-// the README) the client commands.
+// Command stampede is Stampede's command line: the local server (serve) and
+// the client commands (get, put, delete, reserve, release, reservation,
+// run). docs/cli.md documents it.
 package main
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"os"
 	"os/signal"
-	"sort"
+	"sync"
 	"syscall"
 )
 
-// command is one subcommand. run returns the process exit code.
-type command struct {
-	summary string
-	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) int
-}
-
-// commands lists the subcommands.
-func commands() map[string]command {
-	return map[string]command{
-		"serve": {"run the local API backed by DynamoDB Local", runServe},
-		// Client commands: see docs/cli.md.
-		"get":     {"print a key's cached entry", runGet},
-		"put":     {"store where a key's output lives", runPut},
-		"delete":  {"delete a key's cached entry", runDelete},
-		"reserve": {"acquire or extend a key's reservation", runReserve},
-		"release": {"release a key's reservation", runRelease},
-		"run":     {"run a command once across machines, memoized under a key", runRun},
-	}
-}
-
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	ctx, interrupted, stop := interruptContext()
+	a := &app{
+		stdin:       os.Stdin,
+		stdout:      os.Stdout,
+		stderr:      os.Stderr,
+		getenv:      os.Getenv,
+		interrupted: interrupted,
+	}
+	code := a.execute(ctx, os.Args[1:])
 	stop()
 	os.Exit(code)
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cmds := commands()
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage(stderr, cmds)
-		if len(args) == 0 {
-			return 2
+// interruptContext returns a context cancelled by SIGINT or SIGTERM and a
+// function that tells which of them arrived (nil when none did).
+func interruptContext() (context.Context, func() os.Signal, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	var mu sync.Mutex
+	var got os.Signal
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for s := range ch {
+			mu.Lock()
+			if got == nil {
+				got = s
+			}
+			mu.Unlock()
+			cancel()
 		}
-		return 0
+	}()
+	received := func() os.Signal {
+		mu.Lock()
+		defer mu.Unlock()
+		return got
 	}
-	cmd, ok := cmds[args[0]]
-	if !ok {
-		fmt.Fprintf(stderr, "stampede: unknown command %q\n\n", args[0])
-		usage(stderr, cmds)
-		return 2
+	stop := func() {
+		signal.Stop(ch)
+		close(ch)
+		<-done
+		cancel()
 	}
-	return cmd.run(ctx, args[1:], stdout, stderr)
-}
-
-func usage(w io.Writer, cmds map[string]command) {
-	names := make([]string, 0, len(cmds))
-	for name := range cmds {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	fmt.Fprintln(w, "usage: stampede <command> [flags]")
-	fmt.Fprintln(w, "\ncommands:")
-	for _, name := range names {
-		fmt.Fprintf(w, "  %-10s %s\n", name, cmds[name].summary)
-	}
-	fmt.Fprintln(w, "\nRun 'stampede <command> -h' for a command's flags.")
+	return ctx, received, stop
 }

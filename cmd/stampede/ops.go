@@ -1,200 +1,254 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/stampede-cache/stampede/client"
 )
 
-func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	c := newCLI("get", "[flags] KEY", "Print the cached entry of KEY. Exits 1 when there is none.", stdout, stderr)
-	consistency := c.fs.String("consistency", "", "strong (the default) or eventual (half the cost; may miss writes of the last second)")
-	minVersion := c.fs.Int64("min-version", 0, "with --consistency eventual: never answer older than this version")
-	maxStaleness := c.fs.Duration("max-staleness", 0, "may be answered from the service's memory, at most this old (1ms to 1m)")
-	verify := c.fs.Bool("verify", false, "check that the output object exists (managed buckets only); a dangling entry is removed")
-	if code, ok := c.parse(args); !ok {
-		return code
+func (a *app) newGetCmd() *cobra.Command {
+	var (
+		consistency  string
+		minVersion   int64
+		maxStaleness time.Duration
+		verify       bool
+	)
+	cmd := &cobra.Command{
+		Use:     "get [flags] KEY",
+		Short:   "Print a key's cached entry",
+		Long:    "Print the cached entry of KEY. A miss exits 3 with nothing on stdout.",
+		GroupID: groupCache,
+		Args:    keyArgs,
 	}
-	switch *consistency {
-	case "", string(client.ConsistencyStrong), string(client.ConsistencyEventual):
-	default:
-		return c.usage("--consistency must be strong or eventual, not %q", *consistency)
-	}
-	if *minVersion < 0 || *maxStaleness < 0 {
-		return c.usage("--min-version and --max-staleness must not be negative")
-	}
-	cl, code, ok := c.client()
-	if !ok {
-		return code
-	}
-	e, err := cl.Get(ctx, c.scope(), c.key, &client.GetOptions{
-		Consistency:  client.Consistency(*consistency),
-		MinVersion:   *minVersion,
-		MaxStaleness: *maxStaleness,
-		Verify:       *verify,
+	f := a.addClientFlags(cmd, entryFieldSet())
+	fl := cmd.Flags()
+	fl.StringVar(&consistency, "consistency", "", "strong (the default) or eventual (half the cost; may miss writes of the last second)")
+	fl.Int64Var(&minVersion, "min-version", 0, "with --consistency eventual: never answer older than this version")
+	fl.DurationVar(&maxStaleness, "max-staleness", 0, "may be answered from the service's memory, at most this old (1ms to 1m)")
+	fl.BoolVar(&verify, "verify", false, "check that the output object exists (managed buckets only); a dangling entry is removed")
+	_ = cmd.RegisterFlagCompletionFunc("consistency", cobra.FixedCompletions([]string{"strong", "eventual"}, cobra.ShellCompDirectiveNoFileComp))
+	cmd.RunE = action(func(cmd *cobra.Command, args []string) error {
+		if err := f.resolve(args); err != nil {
+			return err
+		}
+		switch consistency {
+		case "", string(client.ConsistencyStrong), string(client.ConsistencyEventual):
+		default:
+			return usageErrorf("--consistency must be strong or eventual, not %q", consistency)
+		}
+		if minVersion < 0 || maxStaleness < 0 {
+			return usageErrorf("--min-version and --max-staleness must not be negative")
+		}
+		cl, err := f.client()
+		if err != nil {
+			return err
+		}
+		e, err := cl.Get(cmd.Context(), f.scope(), f.key, &client.GetOptions{
+			Consistency:  client.Consistency(consistency),
+			MinVersion:   minVersion,
+			MaxStaleness: maxStaleness,
+			Verify:       verify,
+		})
+		if err != nil {
+			ce := f.fail(err)
+			var apiErr *client.APIError
+			if ce.code == exitMiss && errors.As(err, &apiErr) && errorField(apiErr) == "key" {
+				ce.msg = fmt.Sprintf("not found: no cached entry for %q", f.key)
+			}
+			return ce
+		}
+		return f.out.print(a.stdout, e, entryFields(e))
 	})
-	if errors.Is(err, client.ErrNotFound) {
-		fmt.Fprintf(stderr, "stampede get: not found: no cached entry for %q\n", c.key)
-		return exitFailure
-	}
-	if err != nil {
-		return c.fail(err)
-	}
-	if c.json {
-		c.printJSON(e)
-	} else {
-		c.printFields(entryFields(e))
-	}
-	return exitOK
+	return cmd
 }
 
-func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	c := newCLI("put", "[flags] --output-uri s3://BUCKET/KEY KEY",
-		"Store where KEY's output lives. Exits 1 when an entry exists and neither\n--overwrite nor --max-age allow replacing it.", stdout, stderr)
-	m := metadataFlags{outputURIHelp: "where the output lives, s3://bucket/key (required)"}
-	m.register(c.fs)
-	ifMatch := c.fs.Int64("if-match", 0, "replace the entry only if it has this version (compare-and-set)")
-	owner := c.fs.String("owner", "", "fenced put: only while this owner holds the key's reservation")
-	fence := c.fs.Int64("fence", 0, "with --owner: only while the reservation has this fence")
-	release := c.fs.Bool("release", false, "with --owner: release the reservation in the same write")
-	deleteBlob := c.fs.Bool("delete-blob", false, "delete the replaced entry's output object (managed buckets only)")
-	verifyOutput := c.fs.Bool("verify-output", false, "refuse the put unless the output object exists (managed buckets only)")
-	if code, ok := c.parse(args); !ok {
-		return code
+func (a *app) newPutCmd() *cobra.Command {
+	var (
+		m                        metadataFlags
+		ifMatch, fence           int64
+		owner                    string
+		release                  bool
+		deleteBlob, verifyOutput bool
+	)
+	cmd := &cobra.Command{
+		Use:   "put [flags] --output-uri s3://BUCKET/KEY KEY",
+		Short: "Store where a key's output lives",
+		Long: `Store where KEY's output lives. When an entry exists and neither --overwrite,
+--max-age nor --if-match allow replacing it, exit 1 and show that entry.`,
+		GroupID: groupCache,
+		Args:    keyArgs,
 	}
-	if *owner == "" && (*fence != 0 || *release) {
-		return c.usage("--fence and --release need --owner")
-	}
-	if code, ok := m.check(c); !ok {
-		return code
-	}
-	if m.outputURI == "" {
-		return c.usage("--output-uri is required")
-	}
-	cl, code, ok := c.client()
-	if !ok {
-		return code
-	}
-	res, err := cl.Put(ctx, c.scope(), c.key, client.PutRequest{
-		OutputURI:    m.outputURI,
-		Metadata:     m.metadata(),
-		Overwrite:    m.overwrite,
-		MaxAge:       m.maxAge,
-		TTL:          m.ttl,
-		IfMatch:      *ifMatch,
-		OwnerID:      *owner,
-		Fence:        *fence,
-		Release:      *release,
-		DeleteBlob:   *deleteBlob,
-		VerifyOutput: *verifyOutput,
+	f := a.addClientFlags(cmd, entryFieldSet("result"))
+	fl := cmd.Flags()
+	m.register(fl, "where the output lives, s3://bucket/key (required)")
+	fl.Int64Var(&ifMatch, "if-match", 0, "replace the entry only if it has this version (compare-and-set)")
+	fl.StringVar(&owner, "owner", "", "fenced put: only while this owner holds the key's reservation")
+	fl.Int64Var(&fence, "fence", 0, "with --owner: only while the reservation has this fence")
+	fl.BoolVar(&release, "release", false, "with --owner: release the reservation in the same write")
+	fl.BoolVar(&deleteBlob, "delete-blob", false, "delete the replaced entry's output object (managed buckets, this project and domain only)")
+	fl.BoolVar(&verifyOutput, "verify-output", false, "refuse the put unless the output object exists (managed buckets, this project and domain only)")
+	cmd.RunE = action(func(cmd *cobra.Command, args []string) error {
+		if err := f.resolve(args); err != nil {
+			return err
+		}
+		if owner == "" && (fence != 0 || release) {
+			return usageErrorf("--fence and --release need --owner")
+		}
+		if m.outputURI == "" {
+			return usageErrorf("--output-uri is required")
+		}
+		if err := m.check(); err != nil {
+			return err
+		}
+		cl, err := f.client()
+		if err != nil {
+			return err
+		}
+		res, err := cl.Put(cmd.Context(), f.scope(), f.key, client.PutRequest{
+			OutputURI:    m.outputURI,
+			Metadata:     m.metadata(),
+			Overwrite:    m.overwrite,
+			MaxAge:       m.maxAge,
+			TTL:          m.ttl,
+			IfMatch:      ifMatch,
+			OwnerID:      owner,
+			Fence:        fence,
+			Release:      release,
+			DeleteBlob:   deleteBlob,
+			VerifyOutput: verifyOutput,
+		})
+		if err != nil {
+			return f.fail(err)
+		}
+		if res.OutputDeleteFailed {
+			fmt.Fprintln(a.stderr, "stampede put: warning: the replaced output object could not be deleted (it is orphaned)")
+		}
+		result := "overwritten"
+		if res.Created {
+			result = "created"
+		}
+		return f.out.print(a.stdout, res.Entry, append([]field{{"result", result}}, entryFields(&res.Entry)...))
 	})
-	if err != nil {
-		return c.fail(err)
-	}
-	if res.OutputDeleteFailed {
-		fmt.Fprintf(stderr, "stampede put: warning: the replaced output object could not be deleted (it is orphaned)\n")
-	}
-	if c.json {
-		c.printJSON(res.Entry)
-		return exitOK
-	}
-	result := "overwritten"
-	if res.Created {
-		result = "created"
-	}
-	c.printFields(append([]field{{"result", result}}, entryFields(&res.Entry)...))
-	return exitOK
+	return cmd
 }
 
-func runDelete(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	c := newCLI("delete", "[flags] KEY", "Delete the cached entry of KEY (and, with --delete-blob, its output object).\nDeleting a missing entry is not an error: it prints deleted false.", stdout, stderr)
-	ifMatch := c.fs.Int64("if-match", 0, "delete the entry only if it has this version")
-	deleteBlob := c.fs.Bool("delete-blob", false, "delete the output object too (managed buckets only)")
-	if code, ok := c.parse(args); !ok {
-		return code
+func (a *app) newDeleteCmd() *cobra.Command {
+	var (
+		ifMatch    int64
+		deleteBlob bool
+	)
+	cmd := &cobra.Command{
+		Use:   "delete [flags] KEY",
+		Short: "Delete a key's cached entry",
+		Long: `Delete the cached entry of KEY (and, with --delete-blob, its output object).
+Deleting a missing entry is not an error: it prints deleted false.`,
+		GroupID: groupCache,
+		Args:    keyArgs,
 	}
-	cl, code, ok := c.client()
-	if !ok {
-		return code
-	}
-	res, err := cl.Delete(ctx, c.scope(), c.key, &client.DeleteOptions{IfMatch: *ifMatch, DeleteBlob: *deleteBlob})
-	if err != nil {
-		return c.fail(err)
-	}
-	if c.json {
-		c.printJSON(res)
-		return exitOK
-	}
-	fields := []field{{"deleted", strconv.FormatBool(res.Deleted)}}
-	if res.OutputDeleted != nil {
-		fields = append(fields, field{"output_deleted", strconv.FormatBool(*res.OutputDeleted)})
-	}
-	c.printFields(fields)
-	return exitOK
+	f := a.addClientFlags(cmd, fieldSet{names: []string{"deleted", "output_deleted"}})
+	cmd.Flags().Int64Var(&ifMatch, "if-match", 0, "delete the entry only if it has this version")
+	cmd.Flags().BoolVar(&deleteBlob, "delete-blob", false, "delete the output object too (managed buckets, this project and domain only)")
+	cmd.RunE = action(func(cmd *cobra.Command, args []string) error {
+		if err := f.resolve(args); err != nil {
+			return err
+		}
+		cl, err := f.client()
+		if err != nil {
+			return err
+		}
+		res, err := cl.Delete(cmd.Context(), f.scope(), f.key, &client.DeleteOptions{IfMatch: ifMatch, DeleteBlob: deleteBlob})
+		if err != nil {
+			return f.fail(err)
+		}
+		fields := []field{{"deleted", strconv.FormatBool(res.Deleted)}}
+		if res.OutputDeleted != nil {
+			fields = append(fields, field{"output_deleted", strconv.FormatBool(*res.OutputDeleted)})
+		}
+		return f.out.print(a.stdout, res, fields)
+	})
+	return cmd
 }
 
-func runReserve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	c := newCLI("reserve", "[flags] KEY",
-		"Acquire (or, for the same owner, extend) the reservation of KEY. Prints the\nreservation, or the holder's when another owner holds it; then exits 1.", stdout, stderr)
-	owner := c.fs.String("owner", os.Getenv(envOwnerID), "owner ID (env "+envOwnerID+"); default: host name plus a random suffix")
-	heartbeat := c.fs.Duration("heartbeat", 0, "heartbeat interval to ask for; the server clamps it (default: the server's)")
-	if code, ok := c.parse(args); !ok {
-		return code
+func (a *app) newReserveCmd() *cobra.Command {
+	var (
+		owner     string
+		heartbeat time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "reserve [flags] KEY",
+		Short: "Acquire or extend a key's reservation",
+		Long: `Acquire (or, for the same owner, extend) the reservation of KEY. Prints the
+reservation, or the holder's when another owner holds it; then exits 1.`,
+		GroupID: groupRes,
+		Args:    keyArgs,
 	}
-	if *heartbeat < 0 {
-		return c.usage("--heartbeat must not be negative")
-	}
-	if *owner == "" {
-		*owner = client.NewOwnerID()
-	}
-	cl, code, ok := c.client()
-	if !ok {
-		return code
-	}
-	res, err := cl.Reserve(ctx, c.scope(), c.key, client.ReserveRequest{OwnerID: *owner, Heartbeat: *heartbeat})
-	if err != nil {
-		return c.fail(err)
-	}
-	if c.json {
-		c.printJSON(res)
-	} else {
-		c.printFields(append([]field{{"acquired", strconv.FormatBool(res.Acquired)}}, reservationFields(&res.Reservation)...))
-	}
-	if !res.Acquired {
-		r := res.Reservation
-		fmt.Fprintf(stderr, "stampede reserve: %q is held by %s (fence %d) until %s\n", c.key, r.OwnerID, r.Fence, formatTime(r.ExpiresAt))
-		return exitFailure
-	}
-	return exitOK
+	f := a.addClientFlags(cmd, reservationFieldSet("acquired"))
+	cmd.Flags().StringVar(&owner, "owner", a.getenv(envOwnerID), "owner ID (env "+envOwnerID+"); default: host name plus a random suffix")
+	cmd.Flags().DurationVar(&heartbeat, "heartbeat", 0, "heartbeat interval to ask for; the server clamps it (default: the server's)")
+	cmd.RunE = action(func(cmd *cobra.Command, args []string) error {
+		if err := f.resolve(args); err != nil {
+			return err
+		}
+		if heartbeat < 0 {
+			return usageErrorf("--heartbeat must not be negative")
+		}
+		if owner == "" {
+			owner = client.NewOwnerID()
+		}
+		cl, err := f.client()
+		if err != nil {
+			return err
+		}
+		res, err := cl.Reserve(cmd.Context(), f.scope(), f.key, client.ReserveRequest{OwnerID: owner, Heartbeat: heartbeat})
+		if err != nil {
+			return f.fail(err)
+		}
+		if err := f.out.print(a.stdout, res, append([]field{{"acquired", strconv.FormatBool(res.Acquired)}}, reservationFields(&res.Reservation)...)); err != nil {
+			return err
+		}
+		if !res.Acquired {
+			r := res.Reservation
+			return exitErrorf(exitFailure, "%q is held by %s (fence %d) until %s", f.key, r.OwnerID, r.Fence, formatTime(r.ExpiresAt))
+		}
+		return nil
+	})
+	return cmd
 }
 
-func runRelease(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	c := newCLI("release", "[flags] --owner OWNER KEY",
-		"Release OWNER's reservation of KEY. Releasing a reservation that is missing\nor held by another owner is not an error: it prints released false.", stdout, stderr)
-	owner := c.fs.String("owner", os.Getenv(envOwnerID), "owner ID (env "+envOwnerID+"; required)")
-	if code, ok := c.parse(args); !ok {
-		return code
+func (a *app) newReleaseCmd() *cobra.Command {
+	var owner string
+	cmd := &cobra.Command{
+		Use:   "release [flags] --owner OWNER KEY",
+		Short: "Release a key's reservation",
+		Long: `Release OWNER's reservation of KEY. Releasing a reservation that is missing
+or held by another owner is not an error: it prints released false.`,
+		GroupID: groupRes,
+		Args:    keyArgs,
 	}
-	if *owner == "" {
-		return c.usage("--owner is required (or set %s)", envOwnerID)
-	}
-	cl, code, ok := c.client()
-	if !ok {
-		return code
-	}
-	released, err := cl.Release(ctx, c.scope(), c.key, client.ReleaseRequest{OwnerID: *owner})
-	if err != nil {
-		return c.fail(err)
-	}
-	if c.json {
-		c.printJSON(map[string]bool{"released": released})
-	} else {
-		c.printFields([]field{{"released", strconv.FormatBool(released)}})
-	}
-	return exitOK
+	f := a.addClientFlags(cmd, fieldSet{names: []string{"released"}})
+	cmd.Flags().StringVar(&owner, "owner", a.getenv(envOwnerID), "owner ID (env "+envOwnerID+"; required)")
+	cmd.RunE = action(func(cmd *cobra.Command, args []string) error {
+		if err := f.resolve(args); err != nil {
+			return err
+		}
+		if owner == "" {
+			return usageErrorf("--owner is required (or set %s)", envOwnerID)
+		}
+		cl, err := f.client()
+		if err != nil {
+			return err
+		}
+		released, err := cl.Release(cmd.Context(), f.scope(), f.key, client.ReleaseRequest{OwnerID: owner})
+		if err != nil {
+			return f.fail(err)
+		}
+		return f.out.print(a.stdout, map[string]bool{"released": released}, []field{{"released", strconv.FormatBool(released)}})
+	})
+	return cmd
 }
+

@@ -4,15 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"io/fs"
 	"os"
 	"os/exec"
-	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/stampede-cache/stampede/client"
 )
@@ -27,271 +28,296 @@ const (
 	envFence         = "STAMPEDE_FENCE"
 )
 
-// killGrace is how long a command may take to exit after SIGTERM before it
-// is killed.
-const killGrace = 10 * time.Second
+// defaultStoreTimeout is how long run keeps trying to store a finished
+// result through an outage before it prints the put command instead.
+const defaultStoreTimeout = 2 * time.Minute
 
-// commandError is a command that ran and failed.
-type commandError struct{ code int }
+// errTimedOut is the cause of run's context when --timeout expires.
+var errTimedOut = errors.New("--timeout expired")
 
-func (e *commandError) Error() string { return fmt.Sprintf("the command exited with code %d", e.code) }
-
-// startError is a command that could not be started.
-type startError struct {
-	code int
-	err  error
+// runOptions are run's flags.
+type runOptions struct {
+	f            *clientFlags
+	m            metadataFlags
+	owner        string
+	heartbeat    time.Duration
+	poll         time.Duration
+	timeout      time.Duration
+	storeTimeout time.Duration
+	quiet        bool
+	failOpen     bool
+	argv         []string
 }
 
-func (e *startError) Error() string { return e.err.Error() }
-
-func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	c := newCLI("run", "--key KEY [flags] [--] COMMAND [ARGS...]",
-		`Memoize COMMAND across machines. On a cache hit, print the entry and exit 0
+func (a *app) newRunCmd() *cobra.Command {
+	o := &runOptions{}
+	cmd := &cobra.Command{
+		Use:   "run --key KEY [flags] -- COMMAND [ARGS...]",
+		Short: "Run a command once across machines, memoized under a key",
+		Long: `Memoize COMMAND across machines. On a cache hit, print the entry and exit 0
 without running COMMAND. On a miss, run COMMAND only if this process gets
 KEY's reservation (heartbeating while it runs) and, when it exits 0, store
 the entry: the URI COMMAND wrote to the file named by $STAMPEDE_OUTPUT_URI_FILE,
 else --output-uri. When it fails, release the reservation and exit with its
 code. When another process holds the reservation, wait for its result (or
-take over when it dies). See docs/cli.md.`, stdout, stderr)
-	m := metadataFlags{outputURIHelp: "the output's URI, s3://bucket/key, unless COMMAND writes one to $" + envOutputURIFile}
-	m.register(c.fs)
-	owner := c.fs.String("owner", os.Getenv(envOwnerID), "reservation owner ID (env "+envOwnerID+"); default: host name plus a random suffix")
-	heartbeat := c.fs.Duration("heartbeat", 0, "heartbeat interval to ask for; the server clamps it (default: the server's)")
-	poll := c.fs.Duration("poll", 0, "how often to look for another owner's result (default: its heartbeat interval)")
-	quiet := c.fs.Bool("quiet", false, "print no status lines on stderr")
-	if code, ok := c.parseFlags(args); !ok {
-		return code
-	}
-	argv := c.fs.Args()
-	if c.key == "" {
-		return c.usage("--key is required")
-	}
-	if len(argv) == 0 {
-		return c.usage("a command to run is required, after --")
-	}
-	if code, ok := c.checkCommon(); !ok {
-		return code
-	}
-	if code, ok := m.check(c); !ok {
-		return code
-	}
-	if *heartbeat < 0 || *poll < 0 {
-		return c.usage("--heartbeat and --poll must not be negative")
-	}
-	if *owner == "" {
-		*owner = client.NewOwnerID()
-	}
-	cl, code, ok := c.client()
-	if !ok {
-		return code
-	}
+take over when it dies).
 
-	fwd := newForwarder()
-	defer fwd.stop()
-	status := newRunStatus(stderr, c.key, *quiet)
-	opts := []client.ComputeOption{client.WithOwnerID(*owner), client.WithObserver(status.observe)}
-	if *heartbeat > 0 {
-		opts = append(opts, client.WithHeartbeat(*heartbeat))
+Everything that can be checked is checked before COMMAND starts (exit 2).
+A result that cannot be stored (the service unreachable) is retried for
+--store-timeout, then its URI and the put command that records it are
+printed (exit 6). Exit codes: docs/cli.md.`,
+		GroupID: groupRes,
+		Args:    cobra.ArbitraryArgs,
 	}
-	if *poll > 0 {
-		opts = append(opts, client.WithPollInterval(*poll))
-	}
-	if m.overwrite {
-		opts = append(opts, client.WithOverwrite())
-	}
-	if m.maxAge > 0 {
-		opts = append(opts, client.WithMaxAge(m.maxAge))
-	}
-	if m.ttl > 0 {
-		opts = append(opts, client.WithTTL(m.ttl))
-	}
-	compute := func(ctx context.Context) (client.ComputeResult, error) {
-		status.mu.Lock()
-		res := *status.acquired
-		status.mu.Unlock()
-		env := append(os.Environ(),
-			envEndpoint+"="+c.endpoint,
-			envProject+"="+c.project,
-			envDomain+"="+c.domain,
-			envKey+"="+c.key,
-			envOwnerID+"="+res.OwnerID,
-			envFence+"="+strconv.FormatInt(res.Fence, 10),
-		)
-		uri, err := runCommand(ctx, argv, env, stdout, stderr, fwd)
+	o.f = a.addClientFlags(cmd, entryFieldSet())
+	fl := cmd.Flags()
+	// COMMAND's own flags are its own: stop at the first argument.
+	fl.SetInterspersed(false)
+	o.m.register(fl, "the output's URI, s3://bucket/key, unless COMMAND writes one to $"+envOutputURIFile)
+	fl.StringVar(&o.owner, "owner", a.getenv(envOwnerID), "reservation owner ID (env "+envOwnerID+"); default: host name plus a random suffix")
+	fl.DurationVar(&o.heartbeat, "heartbeat", 0, "heartbeat interval to ask for; the server clamps it (default: the server's)")
+	fl.DurationVar(&o.poll, "poll", 0, "how often to look for another owner's result (default: its heartbeat interval)")
+	fl.DurationVar(&o.timeout, "timeout", 0, "give up after this long, waiting or running (the command is stopped; exit 124); 0: no limit")
+	fl.DurationVar(&o.storeTimeout, "store-timeout", defaultStoreTimeout, "how long to keep trying to store a finished result through an outage")
+	fl.BoolVar(&o.quiet, "quiet", false, "print no status lines on stderr")
+	fl.BoolVar(&o.failOpen, "fail-open", false, "when the service is unreachable, run COMMAND uncached (with a warning) instead of failing")
+	cmd.RunE = action(func(cmd *cobra.Command, args []string) error {
+		o.argv = args
+		if err := o.check(); err != nil {
+			return err
+		}
+		r, err := newRunner(a, o)
 		if err != nil {
-			return client.ComputeResult{}, err
+			return err
 		}
-		if uri == "" {
-			uri = m.outputURI
-		}
-		if uri == "" {
-			return client.ComputeResult{}, fmt.Errorf("the command exited 0 but named no output: pass --output-uri or write the URI to $%s", envOutputURIFile)
-		}
-		return client.ComputeResult{OutputURI: uri, Metadata: m.metadata()}, nil
-	}
-	entry, err := cl.GetOrCompute(ctx, c.scope(), c.key, compute, opts...)
-	status.close()
-	// After stop, a signal that ended the run is recorded.
-	fwd.stop()
-
-	var cmdErr *commandError
-	var startErr *startError
-	switch {
-	case err == nil:
-	case errors.As(err, &cmdErr):
-		fmt.Fprintf(stderr, "stampede run: %v; released the reservation\n", cmdErr)
-		return cmdErr.code
-	case errors.As(err, &startErr):
-		fmt.Fprintf(stderr, "stampede run: %v\n", startErr)
-		return startErr.code
-	case fwd.signal() != nil:
-		fmt.Fprintf(stderr, "stampede run: interrupted by %v\n", fwd.signal())
-		return 128 + signalNumber(fwd.signal())
-	case errors.Is(err, client.ErrReservationLost):
-		fmt.Fprintf(stderr, "stampede run: %v; the command was stopped and its output not stored\n", strings.TrimPrefix(err.Error(), "stampede: "))
-		return exitFailure
-	default:
-		return c.fail(err)
-	}
-	if c.json {
-		c.printJSON(entry)
-	} else {
-		c.printFields(entryFields(entry))
-	}
-	return exitOK
+		defer r.close()
+		return r.execute(cmd.Context())
+	})
+	return cmd
 }
 
-// runCommand runs argv with env, forwarding SIGINT and SIGTERM to it. It
-// returns the URI the command wrote to $STAMPEDE_OUTPUT_URI_FILE ("" when
-// none), a *commandError when it exited non-zero, or a *startError.
-func runCommand(ctx context.Context, argv, env []string, stdout, stderr io.Writer, fwd *forwarder) (string, error) {
+// check validates everything that can be before anything runs.
+func (o *runOptions) check() error {
+	f := o.f
+	if f.key == "" {
+		return usageErrorf("--key is required")
+	}
+	if len(o.argv) == 0 {
+		return usageErrorf("a command to run is required, after --")
+	}
+	if err := f.checkID("--key"); err != nil {
+		return err
+	}
+	if _, err := f.signMode(); err != nil {
+		return err
+	}
+	if err := f.out.check(); err != nil {
+		return err
+	}
+	if err := checkEndpoint(f.endpoint); err != nil {
+		return err
+	}
+	if err := o.m.check(); err != nil {
+		return err
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--heartbeat", o.heartbeat}, {"--poll", o.poll}, {"--timeout", o.timeout}} {
+		if d.v < 0 {
+			return usageErrorf("%s must not be negative", d.flag)
+		}
+	}
+	if o.storeTimeout <= 0 {
+		return usageErrorf("--store-timeout must be positive")
+	}
+	if _, err := exec.LookPath(o.argv[0]); err != nil {
+		code := exitCannotExecute
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
+			code = exitCommandNotFound
+		}
+		return exitErrorf(code, "cannot run %s: %v (nothing was reserved)", o.argv[0], unwrapExecError(err))
+	}
+	if o.owner == "" {
+		o.owner = client.NewOwnerID()
+	}
+	return nil
+}
+
+// unwrapExecError drops exec's and the file system's repetitions of the
+// command name.
+func unwrapExecError(err error) error {
+	var ee *exec.Error
+	if errors.As(err, &ee) {
+		err = ee.Err
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return err
+}
+
+// runner is one `stampede run`.
+type runner struct {
+	a      *app
+	o      *runOptions
+	cl     *client.Client
+	status *runStatus
+	// dir holds the output-URI file; created before anything is reserved.
+	dir string
+
+	mu sync.Mutex
+	// started is set when the command was started (compute called).
+	started bool
+	// finished is the command's result once it exited 0 and named a valid
+	// output; fence is the reservation's it ran under.
+	finished *client.ComputeResult
+	fence    int64
+}
+
+func newRunner(a *app, o *runOptions) (*runner, error) {
+	cl, err := o.f.client()
+	if err != nil {
+		return nil, err
+	}
 	dir, err := os.MkdirTemp("", "stampede-run-")
 	if err != nil {
-		return "", err
+		return nil, fmt.Errorf("create the output-URI file: %w", err)
 	}
-	defer os.RemoveAll(dir)
-	uriFile := dir + "/output-uri"
-	if err := os.WriteFile(uriFile, nil, 0o600); err != nil {
-		return "", err
-	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(env, envOutputURIFile+"="+uriFile)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
-	if err := cmd.Start(); err != nil {
-		code := 126
-		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
-			code = 127
-		}
-		return "", &startError{code: code, err: fmt.Errorf("cannot run %s: %w", argv[0], err)}
-	}
-	fwd.attach(cmd.Process)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	return &runner{a: a, o: o, cl: cl, dir: dir, status: newRunStatus(a.stderr, o.f.key, o.f.endpoint, o.quiet)}, nil
+}
 
-	var waitErr error
-	select {
-	case waitErr = <-done:
-	case <-ctx.Done():
-		// Lost the reservation, or interrupted: stop the command (a
-		// forwarded signal may already be doing so), kill it if it lingers.
-		if fwd.signal() == nil {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-		}
-		t := time.NewTimer(killGrace)
-		select {
-		case waitErr = <-done:
-			t.Stop()
-		case <-t.C:
-			_ = cmd.Process.Kill()
-			waitErr = <-done
-		}
+func (r *runner) close() { os.RemoveAll(r.dir) }
+
+// execute runs the protocol and turns its outcome into output and an exit
+// code.
+func (r *runner) execute(ctx context.Context) error {
+	runCtx, cancel := ctx, context.CancelFunc(func() {})
+	if r.o.timeout > 0 {
+		runCtx, cancel = context.WithTimeoutCause(ctx, r.o.timeout, errTimedOut)
 	}
-	fwd.attach(nil)
-	if waitErr != nil {
-		var exitErr *exec.ExitError
-		if !errors.As(waitErr, &exitErr) {
-			return "", waitErr
-		}
-		code := exitErr.ExitCode()
-		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			code = 128 + int(ws.Signal())
-		}
-		return "", &commandError{code: code}
+	defer cancel()
+	entry, err := r.cl.GetOrCompute(runCtx, r.o.f.scope(), r.o.f.key, r.compute, r.computeOptions()...)
+	r.status.close()
+	if err == nil {
+		return r.o.f.out.print(r.a.stdout, entry, entryFields(entry))
 	}
-	if ctx.Err() != nil {
-		// It exited 0 after being told to stop: do not trust its output.
-		return "", context.Cause(ctx)
+	return r.failed(ctx, runCtx, err)
+}
+
+func (r *runner) computeOptions() []client.ComputeOption {
+	o := r.o
+	opts := []client.ComputeOption{client.WithOwnerID(o.owner), client.WithObserver(r.status.observe)}
+	if o.heartbeat > 0 {
+		opts = append(opts, client.WithHeartbeat(o.heartbeat))
 	}
-	data, err := os.ReadFile(uriFile)
+	if o.poll > 0 {
+		opts = append(opts, client.WithPollInterval(o.poll))
+	}
+	if o.m.overwrite {
+		opts = append(opts, client.WithOverwrite())
+	}
+	if o.m.maxAge > 0 {
+		opts = append(opts, client.WithMaxAge(o.m.maxAge))
+	}
+	if o.m.ttl > 0 {
+		opts = append(opts, client.WithTTL(o.m.ttl))
+	}
+	return opts
+}
+
+// compute runs the command under the reservation GetOrCompute acquired.
+func (r *runner) compute(ctx context.Context) (client.ComputeResult, error) {
+	res := r.status.reservation()
+	r.mu.Lock()
+	r.started = true
+	r.mu.Unlock()
+	uri, err := r.command(res.OwnerID, res.Fence).run(ctx)
 	if err != nil {
-		return "", err
+		return client.ComputeResult{}, err
 	}
-	uri := strings.TrimSpace(string(data))
-	if strings.ContainsAny(uri, "\r\n") {
-		return "", fmt.Errorf("$%s must hold one URI, got %d lines", envOutputURIFile, strings.Count(uri, "\n")+1)
-	}
-	return uri, nil
+	out := client.ComputeResult{OutputURI: uri, Metadata: r.o.m.metadata()}
+	r.mu.Lock()
+	r.finished, r.fence = &out, res.Fence
+	r.mu.Unlock()
+	return out, nil
 }
 
-// forwarder relays SIGINT and SIGTERM to the running command and remembers
-// the last one received.
-type forwarder struct {
-	ch       chan os.Signal
-	mu       sync.Mutex
-	proc     *os.Process
-	last     os.Signal
-	done     chan struct{}
-	stopOnce sync.Once
+// command is the command to run as owner under fence.
+func (r *runner) command(owner string, fence int64) *command {
+	f := r.o.f
+	env := append(os.Environ(),
+		envEndpoint+"="+f.endpoint,
+		envProject+"="+f.project,
+		envDomain+"="+f.domain,
+		envKey+"="+f.key,
+		envOwnerID+"="+owner,
+		envFence+"="+strconv.FormatInt(fence, 10),
+	)
+	return &command{
+		argv:         r.o.argv,
+		env:          env,
+		stdin:        r.a.stdin,
+		stdout:       r.a.stdout,
+		stderr:       r.a.stderr,
+		uriFile:      filepath.Join(r.dir, "output-uri"),
+		fallbackURI:  r.o.m.outputURI,
+		fallbackFlag: "--output-uri",
+	}
 }
 
-func newForwarder() *forwarder {
-	f := &forwarder{ch: make(chan os.Signal, 4), done: make(chan struct{})}
-	signal.Notify(f.ch, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		defer close(f.done)
-		for s := range f.ch {
-			f.mu.Lock()
-			f.last = s
-			if f.proc != nil {
-				_ = f.proc.Signal(s)
-			}
-			f.mu.Unlock()
+// failed handles a GetOrCompute that did not end with an entry.
+func (r *runner) failed(ctx, runCtx context.Context, err error) error {
+	r.mu.Lock()
+	started, finished := r.started, r.finished
+	r.mu.Unlock()
+	var cmdErr *commandError
+	var outErr *outputError
+	switch {
+	case finished != nil:
+		// The command succeeded: its result must not be lost.
+		return r.storeFinished(ctx, err)
+	case errors.Is(context.Cause(runCtx), errTimedOut):
+		what := "while waiting for another owner's result"
+		if started {
+			what = "while the command ran; it was stopped and the reservation released"
 		}
-	}()
-	return f
-}
-
-// attach makes p the process signals go to. A signal that arrived while
-// the command was starting (before attach) is delivered now: otherwise it
-// would be recorded as forwarded and the command never told.
-func (f *forwarder) attach(p *os.Process) {
-	f.mu.Lock()
-	f.proc = p
-	if p != nil && f.last != nil {
-		_ = p.Signal(f.last)
+		return exitErrorf(exitTimeout, "timed out after %s %s", r.o.timeout, what)
+	case errors.As(err, &cmdErr):
+		return exitErrorf(cmdErr.code, "%v; released the reservation", cmdErr)
+	case errors.As(err, &outErr):
+		return exitErrorf(exitFailure, "%v; released the reservation", outErr)
+	case ctx.Err() != nil:
+		return exitErrorf(r.a.interruptedCode(), "interrupted")
+	case errors.Is(err, client.ErrReservationLost):
+		return exitErrorf(exitFailure, "%v; the command was stopped and its output not stored", trimPrefix(err))
 	}
-	f.mu.Unlock()
-}
-
-func (f *forwarder) signal() os.Signal {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.last
-}
-
-// stop ends forwarding. When it returns, every signal delivered so far
-// has been recorded (signal.Stop waits for deliveries in progress).
-func (f *forwarder) stop() {
-	f.stopOnce.Do(func() {
-		signal.Stop(f.ch)
-		close(f.ch)
-		<-f.done
-	})
-}
-
-func signalNumber(s os.Signal) int {
-	if n, ok := s.(syscall.Signal); ok {
-		return int(n)
+	ce := r.o.f.fail(err)
+	if ce.code == exitUnavailable && !started {
+		if r.o.failOpen {
+			return r.runUncached(runCtx, ce)
+		}
+		ce.msg += " (--fail-open runs the command uncached when the service is unreachable)"
 	}
-	return 1
+	return ce
 }
+
+// runUncached runs the command without the service (--fail-open).
+func (r *runner) runUncached(ctx context.Context, why *cliError) error {
+	fmt.Fprintf(r.a.stderr, "stampede run: warning: %s; --fail-open: running the command uncached\n", why.msg)
+	uri, err := r.command(r.o.owner, 0).run(ctx)
+	var cmdErr *commandError
+	switch {
+	case errors.As(err, &cmdErr):
+		return exitErrorf(cmdErr.code, "%v (uncached)", cmdErr)
+	case err != nil:
+		return err
+	}
+	fmt.Fprintf(r.a.stderr, "stampede run: the command succeeded uncached; its output %s is not recorded. To record it:\n  %s\n",
+		uri, r.putCommand(uri))
+	return r.printUnstored(uri)
+}
+
+// trimPrefix renders a client error without its "stampede: " prefix.
+func trimPrefix(err error) string { return oneLine(strings.TrimPrefix(err.Error(), "stampede: ")) }

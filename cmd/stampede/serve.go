@@ -1,198 +1,123 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
-	"net/http"
-	"os"
-	"path/filepath"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/stampede-cache/stampede/internal/config"
-	"github.com/stampede-cache/stampede/internal/dynamolocal"
-	"github.com/stampede-cache/stampede/internal/dynamostore"
-	"github.com/stampede-cache/stampede/internal/locals3"
 	"github.com/stampede-cache/stampede/internal/transport"
+)
+
+// Environment variables of serve (the rest are internal/config's).
+const (
+	envAddr     = "STAMPEDE_ADDR"
+	envDataDir  = "STAMPEDE_DATA_DIR"
+	envLogLevel = "STAMPEDE_LOG_LEVEL"
 )
 
 // defaultLocalBucket is the managed bucket the local server creates when
 // STAMPEDE_MANAGED_BUCKETS is unset.
 const defaultLocalBucket = "stampede-outputs"
 
+// Bounds of --request-timeout, as internal/config checks the variable.
+const (
+	minRequestTimeout = 100 * time.Millisecond
+	maxRequestTimeout = 5 * time.Minute
+)
+
 // serveOptions configure the local server.
 type serveOptions struct {
-	addr      string
-	dataDir   string
-	endpoint  string
-	table     string
-	logLevel  string
-	readyFile string
+	addr           string
+	dataDir        string
+	dynamoEndpoint string
+	table          string
+	logLevel       string
+	readyFile      string
+	// requestTimeout is each request's budget; zero: the environment's
+	// (config.EnvRequestTimeout), else transport.DefaultBudget.
+	requestTimeout time.Duration
+	// timeouts of the HTTP server; zero values take serverTimeouts'
+	// defaults (tests shorten them).
+	timeouts serverTimeouts
 }
 
-func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// serverTimeouts bound how long a client may take over a request and how
+// long an idle connection stays open, so slow or stalled clients cannot
+// hold connections (and their goroutines) forever.
+type serverTimeouts struct {
+	// readHeader bounds reading the request line and headers.
+	readHeader time.Duration
+	// read bounds reading the whole request, body included (bodies are at
+	// most a few hundred KiB).
+	read time.Duration
+	// write bounds the response: from the end of the headers, so it must
+	// exceed the request budget, or a request that used its whole budget
+	// could not answer its 503.
+	write time.Duration
+	// idle bounds keep-alive connections between requests.
+	idle time.Duration
+}
+
+// withDefaults fills in the documented defaults (docs/cli.md, serve).
+func (t serverTimeouts) withDefaults(budget time.Duration) serverTimeouts {
+	if t.readHeader <= 0 {
+		t.readHeader = 5 * time.Second
+	}
+	if t.read <= 0 {
+		t.read = 30 * time.Second
+	}
+	if t.write <= 0 {
+		t.write = t.read + budget + 5*time.Second
+	}
+	if t.idle <= 0 {
+		t.idle = 2 * time.Minute
+	}
+	return t
+}
+
+func (a *app) newServeCmd() *cobra.Command {
 	opts := serveOptions{}
-	fs.StringVar(&opts.addr, "addr", envOr("STAMPEDE_ADDR", "127.0.0.1:8080"), "listen address (STAMPEDE_ADDR)")
-	fs.StringVar(&opts.dataDir, "data-dir", envOr("STAMPEDE_DATA_DIR", ".stampede"), "where DynamoDB Local keeps its data (STAMPEDE_DATA_DIR)")
-	fs.StringVar(&opts.endpoint, "dynamodb-endpoint", envOr(config.EnvDynamoDBEndpoint, os.Getenv("AWS_ENDPOINT_URL_DYNAMODB")),
-		"use this DynamoDB instead of starting DynamoDB Local (STAMPEDE_DYNAMODB_ENDPOINT, AWS_ENDPOINT_URL_DYNAMODB)")
-	fs.StringVar(&opts.table, "table", envOr(config.EnvTable, "stampede"), "table name (STAMPEDE_TABLE)")
-	fs.StringVar(&opts.logLevel, "log-level", envOr("STAMPEDE_LOG_LEVEL", "info"), "debug, info, warn or error (STAMPEDE_LOG_LEVEL)")
-	fs.StringVar(&opts.readyFile, "ready-file", "", "write the listening address to this file once ready (for scripts and tests)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
+	cmd := &cobra.Command{
+		Use:   "serve [flags]",
+		Short: "Run the local API backed by DynamoDB Local",
+		Long: `Run the HTTP API on --addr over DynamoDB Local (started here, data under
+--data-dir) or an already running DynamoDB (--dynamodb-endpoint), with an
+in-process S3 unless STAMPEDE_S3_ENDPOINT is set. The address is bound
+first: a busy port fails at once. Until the backends are up every request
+answers 503 unavailable (GET /healthz: "starting"). SIGINT or SIGTERM stops
+the server and the DynamoDB Local it started.`,
+		GroupID: groupServer,
+		Args:    cobra.NoArgs,
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&opts.addr, "addr", a.env(envAddr, "127.0.0.1:8080"), "listen address (env "+envAddr+")")
+	fl.StringVar(&opts.dataDir, "data-dir", a.env(envDataDir, ".stampede"), "where DynamoDB Local and the local S3 keep their data; created if missing (env "+envDataDir+")")
+	fl.StringVar(&opts.dynamoEndpoint, "dynamodb-endpoint", a.env(config.EnvDynamoDBEndpoint, a.getenv("AWS_ENDPOINT_URL_DYNAMODB")),
+		"use this DynamoDB instead of starting DynamoDB Local (env "+config.EnvDynamoDBEndpoint+", AWS_ENDPOINT_URL_DYNAMODB)")
+	fl.StringVar(&opts.table, "table", a.env(config.EnvTable, "stampede"), "table name, created if missing (env "+config.EnvTable+")")
+	fl.StringVar(&opts.logLevel, "log-level", a.env(envLogLevel, "info"), "debug, info, warn or error (env "+envLogLevel+")")
+	fl.StringVar(&opts.readyFile, "ready-file", "", "write the listening address to this file once ready (for scripts and tests)")
+	fl.DurationVar(&opts.requestTimeout, "request-timeout", 0,
+		fmt.Sprintf("each request's time budget, DynamoDB and S3 calls included; past it the answer is 503 (env %s; default %s)", config.EnvRequestTimeout, transport.DefaultBudget))
+	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.MarkFlagDirname("data-dir")
+	cmd.RunE = action(func(cmd *cobra.Command, _ []string) error {
+		var level slog.Level
+		if err := level.UnmarshalText([]byte(opts.logLevel)); err != nil {
+			return usageErrorf("--log-level %q: want debug, info, warn or error", opts.logLevel)
 		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "serve: unexpected argument %q\n", fs.Arg(0))
-		return 2
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(opts.logLevel)); err != nil {
-		fmt.Fprintf(stderr, "serve: -log-level: %v\n", err)
-		return 2
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	if err := serve(ctx, opts, log); err != nil {
-		log.Error("serve failed", "error", err)
-		return 1
-	}
-	return 0
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
-}
-
-// serve runs the local API until ctx is cancelled (SIGINT, SIGTERM).
-func serve(ctx context.Context, opts serveOptions, log *slog.Logger) error {
-	endpoint := opts.endpoint
-	if endpoint == "" {
-		inst, logFile, err := startDynamoDBLocal(ctx, opts.dataDir, log)
-		if err != nil {
-			return err
+		if cmd.Flags().Changed("request-timeout") && (opts.requestTimeout < minRequestTimeout || opts.requestTimeout > maxRequestTimeout) {
+			return usageErrorf("--request-timeout %s: want a duration from %s to %s", opts.requestTimeout, minRequestTimeout, maxRequestTimeout)
 		}
-		defer func() {
-			log.Info("stopping DynamoDB Local")
-			inst.Stop()
-			logFile.Close()
-		}()
-		endpoint = inst.Endpoint
-	}
-
-	cfg, err := config.FromEnv(opts.table)
-	if err != nil {
-		return err
-	}
-	cfg.Table = opts.table
-	cfg.DynamoDBEndpoint = endpoint
-	if len(cfg.Manager.ManagedBuckets) == 0 {
-		cfg.Manager.ManagedBuckets = []string{defaultLocalBucket}
-	}
-	if cfg.S3Endpoint == "" {
-		cfg.S3Endpoint = os.Getenv("AWS_ENDPOINT_URL_S3")
-	}
-	if cfg.S3Endpoint == "" {
-		s3srv, err := locals3.Start(filepath.Join(opts.dataDir, "s3.db"), cfg.Manager.ManagedBuckets)
-		if err != nil {
-			return err
+		log := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
+		if err := serve(cmd.Context(), opts, log); err != nil {
+			log.Error("serve failed", "error", err)
+			return exitCode(exitFailure)
 		}
-		defer s3srv.Close()
-		cfg.S3Endpoint = s3srv.Endpoint
-	}
-	db, err := config.DynamoDB(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	setupCtx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	if err := dynamostore.EnsureTable(setupCtx, db, cfg.Table); err != nil {
-		return err
-	}
-	mgr, err := config.ManagerOver(ctx, cfg, db)
-	if err != nil {
-		return err
-	}
-
-	health, err := json.Marshal(map[string]any{
-		"status":            "ok",
-		"dynamodb_endpoint": endpoint,
-		"table":             cfg.Table,
-		"s3_endpoint":       cfg.S3Endpoint,
-		"managed_buckets":   cfg.Manager.ManagedBuckets,
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	api := transport.NewRouter(mgr, transport.Options{Log: log, Budget: cfg.RequestTimeout})
-	// Not an http.ServeMux: it would clean "a//b" in keys and redirect.
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" && r.Method == http.MethodGet {
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = w.Write(health)
-			return
-		}
-		api.ServeHTTP(w, r)
-	})
-
-	ln, err := net.Listen("tcp", opts.addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", opts.addr, err)
-	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	addr := ln.Addr().String()
-	log.Info("stampede is serving", "url", "http://"+addr, "dynamodb", endpoint, "table", cfg.Table)
-	if opts.readyFile != "" {
-		if err := os.WriteFile(opts.readyFile, []byte(addr), 0o644); err != nil {
-			return err
-		}
-	}
-
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-	log.Info("shutting down")
-	shutdownCtx, cancelShutdown := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancelShutdown()
-	return srv.Shutdown(shutdownCtx)
-}
-
-// startDynamoDBLocal starts DynamoDB Local with its data under dataDir and
-// its output in dataDir/dynamodb-local.log (returned, for closing).
-func startDynamoDBLocal(ctx context.Context, dataDir string, log *slog.Logger) (*dynamolocal.Instance, *os.File, error) {
-	dir, err := dynamolocal.Locate(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	dbDir := filepath.Join(dataDir, "dynamodb")
-	if err := os.MkdirAll(dbDir, 0o755); err != nil {
-		return nil, nil, fmt.Errorf("create %s: %w", dbDir, err)
-	}
-	logFile, err := os.OpenFile(filepath.Join(dataDir, "dynamodb-local.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, nil, err
-	}
-	log.Info("starting DynamoDB Local", "data", dbDir, "from", dir)
-	inst, err := dynamolocal.Start(ctx, dynamolocal.Options{Dir: dir, DataDir: dbDir, Log: logFile})
-	if err != nil {
-		logFile.Close()
-		return nil, nil, err
-	}
-	return inst, logFile, nil
+	return cmd
 }

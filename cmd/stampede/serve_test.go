@@ -80,7 +80,7 @@ func TestServeAgainstARunningDynamoDB(t *testing.T) {
 func startServer(t *testing.T, bin, dataDir string, env []string) (string, map[string]any, func(os.Signal) int) {
 	t.Helper()
 	ready := filepath.Join(t.TempDir(), "ready")
-	cmd := exec.Command(bin, "serve", "-addr", "127.0.0.1:0", "-data-dir", dataDir, "-ready-file", ready)
+	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--ready-file", ready)
 	cmd.Env = append(append(os.Environ(), "STAMPEDE_DYNAMODB_ENDPOINT=", "AWS_ENDPOINT_URL_DYNAMODB="), env...)
 	logs := &strings.Builder{}
 	cmd.Stdout, cmd.Stderr = logs, logs

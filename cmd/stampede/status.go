@@ -17,11 +17,12 @@ const plainRepeat = 30 * time.Second
 // runStatus shows `stampede run`'s progress on stderr: a live line
 // rewritten every second when stderr is a terminal, plain lines otherwise.
 type runStatus struct {
-	w     io.Writer
-	tty   bool
-	quiet bool
-	key   string
-	now   func() time.Time
+	w        io.Writer
+	tty      bool
+	quiet    bool
+	key      string
+	endpoint string
+	now      func() time.Time
 
 	mu      sync.Mutex
 	holder  *client.Reservation
@@ -34,8 +35,6 @@ type runStatus struct {
 
 	// acquired is our reservation once we hold it.
 	acquired *client.Reservation
-	// computed is set when this process ran the command.
-	computed bool
 }
 
 // isTerminal reports whether w is a character device (a terminal).
@@ -48,8 +47,25 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && info.Mode()&os.ModeCharDevice != 0 && os.Getenv("TERM") != "dumb"
 }
 
-func newRunStatus(w io.Writer, key string, quiet bool) *runStatus {
-	return &runStatus{w: w, tty: isTerminal(w), quiet: quiet, key: key, now: time.Now}
+func newRunStatus(w io.Writer, key, endpoint string, quiet bool) *runStatus {
+	return &runStatus{w: w, tty: isTerminal(w), quiet: quiet, key: key, endpoint: endpoint, now: time.Now}
+}
+
+// reservation is ours, once acquired.
+func (s *runStatus) reservation() client.Reservation {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.acquired == nil {
+		return client.Reservation{}
+	}
+	return *s.acquired
+}
+
+// printf prints a status line.
+func (s *runStatus) printf(format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.linef(format, args...)
 }
 
 // observe is the GetOrCompute observer.
@@ -81,7 +97,6 @@ func (s *runStatus) observe(ev client.Event) {
 		}
 	case client.EventAcquired:
 		s.acquired = ev.Reservation
-		s.computed = true
 		if ev.Waited && s.holder != nil {
 			s.linef("stampede run: took over %q from %s (fence %d); running the command as %s (fence %d)",
 				s.key, s.holder.OwnerID, s.holder.Fence, ev.Reservation.OwnerID, ev.Reservation.Fence)
@@ -90,7 +105,7 @@ func (s *runStatus) observe(ev client.Event) {
 		}
 	case client.EventHeartbeat:
 		if ev.Err != nil {
-			s.linef("stampede run: heartbeat failed (retrying): %s", describe(ev.Err, ""))
+			s.linef("stampede run: heartbeat failed (retrying): %s", classify(ev.Err, s.endpoint).msg)
 		}
 	case client.EventLost:
 		s.linef("stampede run: lost the reservation of %q to %s (fence %d); stopping the command", s.key, ev.Reservation.OwnerID, ev.Reservation.Fence)
@@ -102,7 +117,7 @@ func (s *runStatus) observe(ev client.Event) {
 		}
 	case client.EventReleased:
 		if ev.Err != nil {
-			s.linef("stampede run: release failed (the reservation will expire): %s", describe(ev.Err, ""))
+			s.linef("stampede run: release failed (the reservation will expire): %s", classify(ev.Err, s.endpoint).msg)
 		}
 	}
 }
