@@ -73,4 +73,3 @@ func asCLIError(err error) *cliError {
 	}
 	return &cliError{code: exitUsage, msg: err.Error(), usage: true, err: err}
 }
-

@@ -251,4 +251,3 @@ or held by another owner is not an error: it prints released false.`,
 	})
 	return cmd
 }
-
