@@ -67,8 +67,10 @@ func (s *storer) run(ctx context.Context, cause error) (*client.Entry, error) {
 	for {
 		entry, final, err := s.attempt(ctx)
 		if err == nil {
-			if s.attempts > 1 {
-				s.r.status.printf("stampede run: stored %q after %d attempts over %s", o.f.key, s.attempts, roundDuration(time.Since(start)))
+			if entry.OutputURI == s.res.OutputURI {
+				s.r.status.printf("stampede run: stored %q (version %d) after %d attempts over %s", o.f.key, entry.Version, s.attempts, roundDuration(time.Since(start)))
+			} else {
+				s.r.status.printf("stampede run: another owner stored %q first (version %d); using its entry", o.f.key, entry.Version)
 			}
 			return entry, nil
 		}
@@ -108,7 +110,6 @@ func (s *storer) attempt(ctx context.Context) (*client.Entry, bool, error) {
 			Release:   true,
 		})
 		if err == nil {
-			s.r.status.observe(client.Event{Kind: client.EventStored, Entry: &put.Entry, Created: put.Created})
 			return &put.Entry, true, nil
 		}
 		var apiErr *client.APIError
@@ -119,7 +120,6 @@ func (s *storer) attempt(ctx context.Context) (*client.Entry, bool, error) {
 		case apiErr.Existing != nil && (apiErr.Code == client.CodeAlreadyExists || apiErr.Code == client.CodeFailedPrecondition):
 			// Stored already: by an earlier attempt whose answer was lost, or
 			// by another owner. Either way it is the key's result.
-			s.r.status.observe(client.Event{Kind: client.EventStored, Entry: apiErr.Existing, Existing: apiErr.Existing.OutputURI != s.res.OutputURI})
 			s.releaseIfOurs(ctx, apiErr.Holder)
 			return apiErr.Existing, true, nil
 		case apiErr.Code == client.CodeFailedPrecondition && (apiErr.Holder == nil || apiErr.Holder.OwnerID == o.owner):

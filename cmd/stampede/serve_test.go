@@ -3,9 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +31,11 @@ func TestServeLifecycle(t *testing.T) {
 	dataDir := t.TempDir()
 
 	base, health, stop := startServer(t, bin, dataDir, nil)
+	for _, name := range []string{"version", "started_at", "uptime_seconds", "request_timeout_ms"} {
+		if _, ok := health[name]; !ok {
+			t.Errorf("healthz lacks %s: %v", name, health)
+		}
+	}
 	put := request(t, "PUT", base+"/v1/projects/ml/domains/dev/cache/models%2Fresnet", `{"output_uri":"s3://bucket/resnet"}`)
 	if put.StatusCode != 201 {
 		t.Fatalf("put: %d", put.StatusCode)
@@ -60,9 +69,15 @@ func TestServeAgainstARunningDynamoDB(t *testing.T) {
 	}
 	endpoint := testenv.Endpoint(t)
 	table := fmt.Sprintf("serve-external-%d", time.Now().UnixNano())
-	base, health, stop := startServer(t, bin, t.TempDir(), []string{"STAMPEDE_DYNAMODB_ENDPOINT=" + endpoint, "STAMPEDE_TABLE=" + table})
-	if health["dynamodb_endpoint"] != endpoint || health["table"] != table {
+	// A data directory that does not exist yet: serve creates it.
+	dataDir := filepath.Join(t.TempDir(), "not", "yet")
+	base, health, stop := startServer(t, bin, dataDir, []string{"STAMPEDE_DYNAMODB_ENDPOINT=" + endpoint, "STAMPEDE_TABLE=" + table,
+		"STAMPEDE_REQUEST_TIMEOUT=2s"})
+	if health["dynamodb_endpoint"] != endpoint || health["table"] != table || health["request_timeout_ms"] != 2000.0 {
 		t.Fatalf("healthz: %v", health)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "s3.db")); err != nil {
+		t.Errorf("the data directory was not created: %v", err)
 	}
 	if put := request(t, "PUT", base+"/v1/projects/ml/domains/dev/cache/k", `{"output_uri":"s3://bucket/k"}`); put.StatusCode != 201 {
 		t.Fatalf("put: %d", put.StatusCode)
@@ -142,4 +157,98 @@ func request(t *testing.T, method, url, body string) *http.Response {
 	}
 	t.Cleanup(func() { resp.Body.Close() })
 	return resp
+}
+
+// TestServeFailsAtOnceOnABusyPort: the address is bound before anything
+// starts, so a busy port fails before DynamoDB Local is located or started.
+func TestServeFailsAtOnceOnABusyPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var stdout, stderr syncBuffer
+	code := testApp(&stdout, &stderr, map[string]string{"STAMPEDE_DYNAMODB_ENDPOINT": "", "AWS_ENDPOINT_URL_DYNAMODB": ""}).
+		execute(ctx, []string{"serve", "--addr", ln.Addr().String(), "--data-dir", t.TempDir()})
+	if code != exitFailure || !strings.Contains(stderr.String(), "listen on "+ln.Addr().String()) || strings.Contains(stderr.String(), "DynamoDB Local") {
+		t.Fatalf("exit %d\n%s", code, stderr.String())
+	}
+}
+
+// TestServeClosesSlowClients: connections that send their headers or body
+// too slowly are closed by the server's read timeouts (shortened here), so
+// they cannot pile up.
+func TestServeClosesSlowClients(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := filepath.Join(t.TempDir(), "ready")
+	opts := serveOptions{
+		addr:           "127.0.0.1:0",
+		dataDir:        t.TempDir(),
+		dynamoEndpoint: testenv.Endpoint(t),
+		table:          fmt.Sprintf("serve-slow-%d", time.Now().UnixNano()),
+		readyFile:      ready,
+		timeouts:       serverTimeouts{readHeader: time.Second, read: 2 * time.Second},
+	}
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, opts, slog.New(slog.DiscardHandler)) }()
+	var addr string
+	waitFor(ctx, t, "the server ready", func() bool {
+		data, err := os.ReadFile(ready)
+		addr = string(data)
+		return err == nil && addr != ""
+	})
+
+	const slowBodies, slowHeaders = 50, 10
+	conns := make([]net.Conn, 0, slowBodies+slowHeaders)
+	for i := range slowBodies + slowHeaders {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		msg := "PUT /v1/projects/p/domains/d/cache/k HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"
+		if i >= slowBodies {
+			msg = "GET /healthz HTTP/1.1\r\nHost: x\r\n" // headers never end
+		}
+		if _, err := io.WriteString(c, msg); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	// Each must be closed by the server (read: EOF or reset) well within
+	// this generous deadline.
+	for i, c := range conns {
+		_ = c.SetReadDeadline(time.Now().Add(60 * time.Second))
+		_, err := io.Copy(io.Discard, c)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("connection %d still open after 60 s", i)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestServeStarting: until the backends are up every request answers 503
+// with Retry-After, and /healthz says "starting".
+func TestServeStarting(t *testing.T) {
+	h := &switchHandler{health: &health{started: time.Now(), version: readVersion()}}
+	for _, tc := range []struct{ method, path, want string }{
+		{"GET", "/healthz", `"status":"starting"`},
+		{"PUT", "/v1/projects/p/domains/d/cache/k", `"code":"unavailable"`},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, strings.NewReader("{}")))
+		if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), tc.want) {
+			t.Errorf("%s %s: %d %s", tc.method, tc.path, rec.Code, rec.Body.String())
+		}
+		if tc.method == "PUT" && rec.Header().Get("Retry-After") == "" {
+			t.Errorf("%s %s: no Retry-After", tc.method, tc.path)
+		}
+	}
 }

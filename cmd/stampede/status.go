@@ -35,6 +35,9 @@ type runStatus struct {
 
 	// acquired is our reservation once we hold it.
 	acquired *client.Reservation
+	// hbFailure is the last heartbeat failure reported, and when.
+	hbFailure string
+	hbPrinted time.Time
 }
 
 // isTerminal reports whether w is a character device (a terminal).
@@ -104,8 +107,15 @@ func (s *runStatus) observe(ev client.Event) {
 			s.linef("stampede run: running the command for %q as %s (fence %d)", s.key, ev.Reservation.OwnerID, ev.Reservation.Fence)
 		}
 	case client.EventHeartbeat:
-		if ev.Err != nil {
-			s.linef("stampede run: heartbeat failed (retrying): %s", classify(ev.Err, s.endpoint).msg)
+		if ev.Err == nil {
+			s.hbFailure = ""
+			return
+		}
+		// Once per reason, and again every plainRepeat while it lasts.
+		reason := classify(ev.Err, s.endpoint).msg
+		if reason != s.hbFailure || s.now().Sub(s.hbPrinted) >= plainRepeat {
+			s.hbFailure, s.hbPrinted = reason, s.now()
+			s.linef("stampede run: heartbeat failed (retrying): %s", reason)
 		}
 	case client.EventLost:
 		s.linef("stampede run: lost the reservation of %q to %s (fence %d); stopping the command", s.key, ev.Reservation.OwnerID, ev.Reservation.Fence)
