@@ -7,16 +7,15 @@ DDB_LOCAL_DIR  = $(shell scripts/dynamodb-local.sh)
 
 .PHONY: help
 help: ## List the targets.
-	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '!seen[$$1]++ {printf "  %-20s %s\n", $$1, $$2}'
 
 .PHONY: dynamodb-local
 dynamodb-local: ## Fetch DynamoDB Local (pinned, checksummed) into the user cache.
 	@scripts/dynamodb-local.sh >/dev/null
 
 .PHONY: run
-run: dynamodb-local ## Start the local API on 127.0.0.1:8080 backed by DynamoDB Local.
-	$(GO) build -o build/stampede ./cmd/stampede
-	STAMPEDE_DYNAMODB_LOCAL_DIR="$(DDB_LOCAL_DIR)" exec build/stampede serve
+run: ## Start the local API on 127.0.0.1:8080 (STAMPEDE_ADDR=…) backed by DynamoDB Local.
+	@GO="$(GO)" scripts/run-local.sh
 
 .PHONY: test
 test: dynamodb-local test-go test-infra ## Run every test (race detector on).
