@@ -43,7 +43,9 @@ func serve(ctx context.Context, opts serveOptions, log *slog.Logger) error {
 	h := &switchHandler{health: &health{started: started, version: readVersion()}}
 	srv := newHTTPServer(h, opts.timeouts.withDefaults(cfg.RequestTimeout))
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	// The server's own plain-text 4xx answers (a malformed request line,
+	// headers too large) become JSON errors like every other.
+	go func() { errc <- srv.Serve(transport.JSONErrors(ln)) }()
 	addr := ln.Addr().String()
 	log.Info("listening; starting the backends (503 until they are up)", "url", "http://"+addr)
 	defer shutdown(srv, log)
