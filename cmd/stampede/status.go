@@ -77,21 +77,7 @@ func (s *runStatus) observe(ev client.Event) {
 	defer s.mu.Unlock()
 	switch ev.Kind {
 	case client.EventWaiting:
-		changed := s.holder == nil || s.holder.OwnerID != ev.Reservation.OwnerID || s.holder.Fence != ev.Reservation.Fence
-		s.holder, s.since = ev.Reservation, ev.HeldSince
-		if s.quiet {
-			return
-		}
-		if s.tty {
-			s.renderLocked()
-			s.startTickerLocked()
-			return
-		}
-		if changed || s.now().Sub(s.printed) >= plainRepeat {
-			s.printed = s.now()
-			fmt.Fprintf(s.w, "stampede run: waiting for %q: held by %s (fence %d) for %s, expires at %s\n",
-				s.key, s.holder.OwnerID, s.holder.Fence, roundDuration(s.now().Sub(s.since)), formatTime(s.holder.ExpiresAt))
-		}
+		s.waitingLocked(ev)
 	case client.EventHit:
 		if ev.Waited {
 			s.linef("stampede run: %q was computed by another owner (version %d)", s.key, ev.Entry.Version)
@@ -99,26 +85,15 @@ func (s *runStatus) observe(ev client.Event) {
 			s.linef("stampede run: cache hit for %q (version %d); not running the command", s.key, ev.Entry.Version)
 		}
 	case client.EventAcquired:
-		s.acquired = ev.Reservation
-		if ev.Waited && s.holder != nil {
-			s.linef("stampede run: took over %q from %s (fence %d); running the command as %s (fence %d)",
-				s.key, s.holder.OwnerID, s.holder.Fence, ev.Reservation.OwnerID, ev.Reservation.Fence)
-		} else {
-			s.linef("stampede run: running the command for %q as %s (fence %d)", s.key, ev.Reservation.OwnerID, ev.Reservation.Fence)
-		}
+		s.acquiredLocked(ev)
 	case client.EventHeartbeat:
-		if ev.Err == nil {
-			s.hbFailure = ""
-			return
-		}
-		// Once per reason, and again every plainRepeat while it lasts.
-		reason := classify(ev.Err, s.endpoint).msg
-		if reason != s.hbFailure || s.now().Sub(s.hbPrinted) >= plainRepeat {
-			s.hbFailure, s.hbPrinted = reason, s.now()
-			s.linef("stampede run: heartbeat failed (retrying): %s", reason)
-		}
+		s.heartbeatLocked(ev)
 	case client.EventLost:
-		s.linef("stampede run: lost the reservation of %q to %s (fence %d); stopping the command", s.key, ev.Reservation.OwnerID, ev.Reservation.Fence)
+		if r := ev.Reservation; r != nil {
+			s.linef("stampede run: lost the reservation of %q to %s (fence %d); stopping the command", s.key, r.OwnerID, r.Fence)
+		} else {
+			s.linef("stampede run: lost the reservation of %q (it expired); stopping the command", s.key)
+		}
 	case client.EventStored:
 		if ev.Existing {
 			s.linef("stampede run: another owner stored %q first (version %d); using its entry", s.key, ev.Entry.Version)
@@ -129,6 +104,47 @@ func (s *runStatus) observe(ev client.Event) {
 		if ev.Err != nil {
 			s.linef("stampede run: release failed (the reservation will expire): %s", classify(ev.Err, s.endpoint).msg)
 		}
+	}
+}
+
+// waitingLocked shows who holds the key: a live line on a terminal, else a
+// line when the holder changes and every plainRepeat.
+func (s *runStatus) waitingLocked(ev client.Event) {
+	changed := s.holder == nil || s.holder.OwnerID != ev.Reservation.OwnerID || s.holder.Fence != ev.Reservation.Fence
+	s.holder, s.since = ev.Reservation, ev.HeldSince
+	switch {
+	case s.quiet:
+	case s.tty:
+		s.renderLocked()
+		s.startTickerLocked()
+	case changed || s.now().Sub(s.printed) >= plainRepeat:
+		s.printed = s.now()
+		fmt.Fprintf(s.w, "stampede run: waiting for %q: held by %s (fence %d) for %s, expires at %s\n",
+			s.key, s.holder.OwnerID, s.holder.Fence, roundDuration(s.now().Sub(s.since)), formatTime(s.holder.ExpiresAt))
+	}
+}
+
+func (s *runStatus) acquiredLocked(ev client.Event) {
+	s.acquired = ev.Reservation
+	if ev.Waited && s.holder != nil {
+		s.linef("stampede run: took over %q from %s (fence %d); running the command as %s (fence %d)",
+			s.key, s.holder.OwnerID, s.holder.Fence, ev.Reservation.OwnerID, ev.Reservation.Fence)
+	} else {
+		s.linef("stampede run: running the command for %q as %s (fence %d)", s.key, ev.Reservation.OwnerID, ev.Reservation.Fence)
+	}
+}
+
+// heartbeatLocked reports a failed heartbeat once per reason, and again
+// every plainRepeat while it lasts.
+func (s *runStatus) heartbeatLocked(ev client.Event) {
+	if ev.Err == nil {
+		s.hbFailure = ""
+		return
+	}
+	reason := classify(ev.Err, s.endpoint).msg
+	if reason != s.hbFailure || s.now().Sub(s.hbPrinted) >= plainRepeat {
+		s.hbFailure, s.hbPrinted = reason, s.now()
+		s.linef("stampede run: heartbeat failed (retrying): %s", reason)
 	}
 }
 

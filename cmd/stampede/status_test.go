@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -53,5 +55,29 @@ func TestRunStatusPlain(t *testing.T) {
 	}
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("got\n%s\nwant\n%s", buf.String(), strings.Join(want, "\n"))
+	}
+}
+
+// TestRunStatusHeartbeatFailures: a failing heartbeat is reported once per
+// reason, again after plainRepeat, and names the endpoint.
+func TestRunStatusHeartbeatFailures(t *testing.T) {
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	var buf bytes.Buffer
+	s := &runStatus{w: &buf, key: "k", endpoint: "http://127.0.0.1:8080", now: func() time.Time { return now }}
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connect: connection refused")}
+	for range 3 {
+		s.observe(client.Event{Kind: client.EventHeartbeat, Err: refused})
+		now = now.Add(time.Second)
+	}
+	now = now.Add(plainRepeat)
+	s.observe(client.Event{Kind: client.EventHeartbeat, Err: refused})
+	s.observe(client.Event{Kind: client.EventHeartbeat, Reservation: &client.Reservation{}})
+	s.observe(client.Event{Kind: client.EventHeartbeat, Err: refused})
+	s.observe(client.Event{Kind: client.EventLost})
+	s.close()
+	line := "stampede run: heartbeat failed (retrying): cannot reach http://127.0.0.1:8080: connect: connection refused\n"
+	want := line + line + line + "stampede run: lost the reservation of \"k\" (it expired); stopping the command\n"
+	if buf.String() != want {
+		t.Fatalf("got\n%s\nwant\n%s", buf.String(), want)
 	}
 }
