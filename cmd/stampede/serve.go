@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stampede-cache/stampede/internal/config"
+	"github.com/stampede-cache/stampede/internal/manager"
 	"github.com/stampede-cache/stampede/internal/transport"
 )
 
@@ -54,8 +55,9 @@ type serverTimeouts struct {
 	// most a few hundred KiB).
 	read time.Duration
 	// write bounds the response: from the end of the headers, so it must
-	// exceed the request budget, or a request that used its whole budget
-	// could not answer its 503.
+	// exceed the longest a handler may run (the request budget, plus the
+	// wait a get may ask for with wait_ms), or a request that used all of
+	// it could not answer.
 	write time.Duration
 	// idle bounds keep-alive connections between requests.
 	idle time.Duration
@@ -70,7 +72,7 @@ func (t serverTimeouts) withDefaults(budget time.Duration) serverTimeouts {
 		t.read = 30 * time.Second
 	}
 	if t.write <= 0 {
-		t.write = t.read + budget + 5*time.Second
+		t.write = t.read + budget + manager.MaxWait + 5*time.Second
 	}
 	if t.idle <= 0 {
 		t.idle = 2 * time.Minute

@@ -18,7 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stampede-cache/stampede/internal/manager"
 	"github.com/stampede-cache/stampede/internal/testenv"
+	"github.com/stampede-cache/stampede/internal/transport"
 )
 
 // TestServeLifecycle runs the real binary: it starts DynamoDB Local, serves
@@ -249,6 +251,20 @@ func TestServeStarting(t *testing.T) {
 		}
 		if tc.method == "PUT" && rec.Header().Get("Retry-After") == "" {
 			t.Errorf("%s %s: no Retry-After", tc.method, tc.path)
+		}
+	}
+}
+
+// TestServerTimeoutsOutlastRequests: the write timeout outlasts the
+// longest a request may take (read, budget, a get's wait).
+func TestServerTimeoutsOutlastRequests(t *testing.T) {
+	for _, budget := range []time.Duration{minRequestTimeout, transport.DefaultBudget, maxRequestTimeout} {
+		to := serverTimeouts{}.withDefaults(budget)
+		if longest := to.read + budget + manager.MaxWait; to.write <= longest {
+			t.Errorf("budget %s: write timeout %s <= %s", budget, to.write, longest)
+		}
+		if to.readHeader <= 0 || to.readHeader > to.read || to.idle <= 0 {
+			t.Errorf("budget %s: %+v", budget, to)
 		}
 	}
 }
