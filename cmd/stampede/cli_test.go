@@ -165,7 +165,7 @@ func TestCLIGolden(t *testing.T) {
 		{name: "run_two_uris", args: []string{"run", "--key", "run/none", "--owner", "w", "--", "sh", "-c", `printf 's3://bucket/a\ns3://bucket/b\n' > "$STAMPEDE_OUTPUT_URI_FILE"`}},
 		{name: "run_output_uri_field", args: []string{"run", "-o", "uri", "--quiet", "--key", "run/file", "--", "false"}},
 		{name: "run_invalid_uri_from_file", args: []string{"run", "--key", "run/badfile", "--owner", "w", "--", "sh", "-c", `echo s3://ml/x > "$STAMPEDE_OUTPUT_URI_FILE"`}},
-		{name: "run_timeout", args: []string{"run", "--key", "run/slow", "--owner", "w", "--timeout", "1s", "--output-uri", "s3://bucket/slow", "--", "sleep", "60"}},
+		{name: "run_timeout", args: []string{"run", "--key", "run/slow", "--owner", "w", "--timeout", "3s", "--output-uri", "s3://bucket/slow", "--", "sleep", "60"}},
 		{name: "reserve_after_timeout", args: []string{"reserve", "--owner", "next", "run/slow"}},
 		// output fields
 		{name: "get_output_uri", args: []string{"get", "-o", "uri", "run/file"}},

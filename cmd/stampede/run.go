@@ -279,7 +279,7 @@ func (r *runner) failed(ctx, runCtx context.Context, err error) error {
 		// The command succeeded: its result must not be lost.
 		return r.storeFinished(ctx, err)
 	case errors.Is(context.Cause(runCtx), errTimedOut):
-		what := "while waiting for another owner's result"
+		what := "before the command started (waiting for the service, or for another owner's result)"
 		if started {
 			what = "while the command ran; it was stopped and the reservation released"
 		}
