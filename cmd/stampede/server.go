@@ -105,6 +105,8 @@ func newHTTPServer(h http.Handler, t serverTimeouts) *http.Server {
 		WriteTimeout:      t.write,
 		IdleTimeout:       t.idle,
 		MaxHeaderBytes:    64 << 10,
+		// HTTP/1.1 and h2c: gRPC needs HTTP/2 (docs/flyte.md).
+		Protocols: transport.LocalProtocols(),
 	}
 }
 

@@ -21,6 +21,9 @@ func (h *Handler) HandleHTTPAPI(ctx context.Context, ev events.APIGatewayV2HTTPR
 	if m, t, ok := strings.Cut(ev.RouteKey, " "); ok {
 		method, template = m, t
 	}
+	if path, ok := flytePath(template, ev.RawPath); ok {
+		return h.flyteHTTPAPI(ctx, ev, path)
+	}
 	query, qerr := url.ParseQuery(ev.RawQueryString)
 	header := make(http.Header, len(ev.Headers))
 	for k, v := range ev.Headers {
@@ -52,6 +55,9 @@ func (h *Handler) HandleREST(ctx context.Context, ev events.APIGatewayProxyReque
 // handleV1 serves a payload format 1.0 event. REST APIs keep the path's
 // percent-encoding (escaped); HTTP APIs sending format 1.0 decode it.
 func (h *Handler) handleV1(ctx context.Context, ev events.APIGatewayProxyRequest, escaped bool) events.APIGatewayProxyResponse {
+	if path, ok := flytePath(ev.Resource, ev.Path); ok {
+		return h.flyteV1(ctx, ev, path)
+	}
 	query := url.Values(ev.MultiValueQueryStringParameters)
 	if query == nil {
 		query = url.Values{}

@@ -42,10 +42,12 @@ type Handler struct {
 	// only, when set, is the one operation this handler serves (a Lambda
 	// function); the local server serves them all.
 	only Op
+	// flyte serves Flyte's cache service (flyte.go).
+	flyte http.Handler
 }
 
 func newHandler(mgr *manager.Manager, opts Options) *Handler {
-	h := &Handler{mgr: mgr, log: opts.Log, budget: opts.Budget, metrics: opts.Metrics}
+	h := &Handler{mgr: mgr, log: opts.Log, budget: opts.Budget, metrics: opts.Metrics, flyte: newFlyteHandler(mgr)}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}

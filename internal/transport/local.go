@@ -19,6 +19,9 @@ import (
 // the event API Gateway's HTTP API would send and runs it through the same
 // code as the Lambda functions.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.serveFlyteHTTP(w, r) {
+		return
+	}
 	ev := HTTPAPIEvent(r)
 	var resp events.APIGatewayV2HTTPResponse
 	if err := literalScope(r.URL.EscapedPath()); err != nil {
