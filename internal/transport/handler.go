@@ -181,6 +181,9 @@ func (h *Handler) logRequest(ctx context.Context, op Op, r result, elapsed time.
 	if r.id != nil {
 		// Names were validated or are about to be refused: cap what a
 		// caller can write into the log.
+		if r.id.Org != "" {
+			attrs = append(attrs, slog.String("org", truncate(r.id.Org, 64)))
+		}
 		attrs = append(attrs, slog.String("project", truncate(r.id.Project, 64)), slog.String("domain", truncate(r.id.Domain, 64)),
 			slog.String("key", truncate(r.id.Key, 256)))
 	}
