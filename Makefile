@@ -4,6 +4,11 @@ SHELL := /usr/bin/env bash
 
 GO            ?= go
 DDB_LOCAL_DIR  = $(shell scripts/dynamodb-local.sh)
+# Runs a command with one DynamoDB Local shared by every test package
+# ($STAMPEDE_TEST_DYNAMODB_ENDPOINT); start-up budget
+# STAMPEDE_DYNAMODB_LOCAL_START_TIMEOUT (default 180s).
+WITH_DDB       = STAMPEDE_DYNAMODB_LOCAL_DIR="$(DDB_LOCAL_DIR)" $(GO) run ./internal/dynamolocal/cmd/withdynamodb --
+STATICCHECK   := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.7.0
 
 .PHONY: help
 help: ## List the targets.
@@ -21,17 +26,17 @@ run: ## Start the local API on 127.0.0.1:8080 (STAMPEDE_ADDR=…) backed by Dyna
 test: dynamodb-local test-go test-infra ## Run every test (race detector on).
 
 .PHONY: test-go
-test-go: dynamodb-local
-	STAMPEDE_DYNAMODB_LOCAL_DIR="$(DDB_LOCAL_DIR)" $(GO) test -race -count=1 ./...
+test-go: dynamodb-local ## The root module's tests (race detector on), all packages on one DynamoDB Local.
+	$(WITH_DDB) $(GO) test -race -count=1 ./...
 
 .PHONY: bench
 bench: dynamodb-local ## Benchmarks of each operation against DynamoDB Local.
-	STAMPEDE_DYNAMODB_LOCAL_DIR="$(DDB_LOCAL_DIR)" $(GO) test -run '^$$' -bench . -benchmem ./...
+	$(WITH_DDB) $(GO) test -run '^$$' -bench . -benchmem ./...
 
 .PHONY: lint
 lint: lint-infra ## gofmt, go vet and staticcheck (infra too).
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.7.0 ./...
+	$(STATICCHECK) ./...
 
 -include mk/*.mk

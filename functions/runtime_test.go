@@ -1,15 +1,11 @@
 // Package functions_test runs each function's real binary the way Lambda's
-// provided.al2023 runtime does: against the Lambda Runtime API (served here
-// on loopback), with DynamoDB Local behind it.
+// provided.al2023 runtime does: against the Lambda Runtime API (served on
+// loopback by internal/lambdaharness), with DynamoDB Local behind it.
 package functions_test
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
-	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,148 +14,103 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stampede-cache/stampede/internal/contract"
+	"github.com/stampede-cache/stampede/internal/lambdaharness"
 	"github.com/stampede-cache/stampede/internal/testenv"
 )
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
-// invocation is one event fed to the function and what came back.
-type invocation struct {
-	event    string
-	response chan reply
-}
-
-type reply struct {
-	path string // "response" or "error"
-	body string
-}
-
-// runtimeAPI serves the Lambda Runtime API for one function process.
-type runtimeAPI struct {
-	queue   chan invocation
-	mu      sync.Mutex
-	pending map[string]chan reply
-}
-
-func (r *runtimeAPI) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	const prefix = "/2018-06-01/runtime/invocation/"
-	switch {
-	case req.URL.Path == prefix+"next":
-		var inv invocation
-		select {
-		case inv = <-r.queue:
-		case <-req.Context().Done(): // the process went away
-			return
-		}
-		id := fmt.Sprintf("req-%d", time.Now().UnixNano())
-		r.mu.Lock()
-		r.pending[id] = inv.response
-		r.mu.Unlock()
-		w.Header().Set("Lambda-Runtime-Aws-Request-Id", id)
-		w.Header().Set("Lambda-Runtime-Deadline-Ms", fmt.Sprint(time.Now().Add(30*time.Second).UnixMilli()))
-		w.Header().Set("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:000000000000:function:test")
-		_, _ = io.WriteString(w, inv.event)
-	case strings.HasPrefix(req.URL.Path, prefix):
-		rest := strings.TrimPrefix(req.URL.Path, prefix)
-		id, kind, _ := strings.Cut(rest, "/")
-		body, _ := io.ReadAll(req.Body)
-		r.mu.Lock()
-		ch := r.pending[id]
-		r.mu.Unlock()
-		ch <- reply{kind, string(body)}
-		w.WriteHeader(http.StatusAccepted)
-	default:
-		http.NotFound(w, req)
+// binaries builds every function once per test binary.
+var binaries = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "stampede-functions-")
+	if err != nil {
+		return "", err
 	}
+	for _, fn := range contract.Functions() {
+		out, err := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", filepath.Join(dir, fn), "./"+fn).CombinedOutput()
+		if err != nil {
+			return "", &buildError{fn, err, out}
+		}
+	}
+	return dir, nil
+})
+
+type buildError struct {
+	fn  string
+	err error
+	out []byte
 }
 
-// syncBuffer collects a process's output while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+func (e *buildError) Error() string {
+	return "build " + e.fn + ": " + e.err.Error() + "\n" + string(e.out)
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
+// function is one running function and the test's context.
+type function struct {
+	t   *testing.T
+	ctx context.Context
+	f   *lambdaharness.Function
 }
 
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+// start runs the function fn over table, with env added.
+func start(t *testing.T, fn, table string, env ...string) *function {
+	t.Helper()
+	dir, err := binaries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	f, err := lambdaharness.Start(filepath.Join(dir, fn), lambdaharness.Options{
+		Name: "stampede-test-" + fn,
+		Env:  append([]string{contract.EnvTable + "=" + table, contract.EnvDynamoDBEndpoint + "=" + testenv.Endpoint(t)}, env...),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Stop)
+	if _, err := f.WaitInit(ctx); err != nil {
+		t.Fatalf("%s: %v", fn, err)
+	}
+	return &function{t, ctx, f}
+}
+
+// invoke hands the function an event and returns its answer.
+func (fn *function) invoke(event string) lambdaharness.Reply {
+	fn.t.Helper()
+	r, err := fn.f.Invoke(fn.ctx, []byte(event))
+	if err != nil {
+		fn.t.Fatal(err)
+	}
+	return r
 }
 
 func TestFunctionsUnderTheRuntimeAPI(t *testing.T) {
 	client, _ := testenv.Client(t)
 	table := testenv.Table(t, client)
-	binDir := t.TempDir()
-	for _, fn := range []string{"get", "put", "delete", "reserve", "release"} {
-		out, err := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", filepath.Join(binDir, fn), "./"+fn).CombinedOutput()
-		if err != nil {
-			t.Fatalf("build %s: %v\n%s", fn, err, out)
-		}
-	}
-	start := func(fn string) (func(event string) reply, *syncBuffer) {
-		api := &runtimeAPI{queue: make(chan invocation), pending: map[string]chan reply{}}
-		srv := httptest.NewServer(api)
-		logs := &syncBuffer{}
-		cmd := exec.Command(filepath.Join(binDir, fn))
-		cmd.Env = append(os.Environ(),
-			"AWS_LAMBDA_RUNTIME_API="+strings.TrimPrefix(srv.URL, "http://"),
-			"AWS_LAMBDA_LOG_FORMAT=JSON",
-			"AWS_REGION=us-east-1",
-			"STAMPEDE_TABLE="+table,
-			"STAMPEDE_DYNAMODB_ENDPOINT="+testenv.Endpoint(t),
-		)
-		cmd.Stdout, cmd.Stderr = logs, logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			srv.Close()
-		})
-		return func(event string) reply {
-			inv := invocation{event: event, response: make(chan reply, 1)}
-			select {
-			case api.queue <- inv:
-			case <-time.After(30 * time.Second):
-				t.Fatalf("%s never asked for an event:\n%s", fn, logs)
-			}
-			select {
-			case r := <-inv.response:
-				return r
-			case <-time.After(30 * time.Second):
-				t.Fatalf("%s never answered:\n%s", fn, logs)
-			}
-			return reply{}
-		}, logs
-	}
 
-	put, _ := start("put")
-	if r := put(`{"project":"ml","domain":"dev","key":"a/b","output_uri":"s3://bucket/x"}`); r.path != "response" || !strings.Contains(r.body, `"version":1`) {
-		t.Fatalf("put: %+v", r)
+	put := start(t, "put", table)
+	if r := put.invoke(`{"project":"ml","domain":"dev","key":"a/b","output_uri":"s3://bucket/x"}`); r.Error || !strings.Contains(string(r.Body), `"version":1`) {
+		t.Fatalf("put: %+v %s", r, r.Body)
 	}
-	if r := put(`{"project":"ml","domain":"dev","key":"a/b","output_uri":"s3://bucket/y"}`); r.path != "error" || !strings.Contains(r.body, `"errorType":"Stampede.AlreadyExists"`) {
-		t.Fatalf("conflict: %+v", r)
+	if r := put.invoke(`{"project":"ml","domain":"dev","key":"a/b","output_uri":"s3://bucket/y"}`); !r.Error || !strings.Contains(string(r.Body), `"errorType":"Stampede.AlreadyExists"`) {
+		t.Fatalf("conflict: %+v %s", r, r.Body)
 	}
-	get, getLogs := start("get")
+	get := start(t, "get", table)
 	event := `{"version":"2.0","routeKey":"GET /v1/projects/{project}/domains/{domain}/cache/{key+}","rawPath":"/v1/projects/ml/domains/dev/cache/a/b",` +
 		`"pathParameters":{"project":"ml","domain":"dev","key":"a/b"},"requestContext":{"http":{"method":"GET"}}}`
-	r := get(event)
+	r := get.invoke(event)
 	var resp struct {
 		StatusCode int               `json:"statusCode"`
 		Headers    map[string]string `json:"headers"`
 		Body       string            `json:"body"`
 	}
-	if err := json.Unmarshal([]byte(r.body), &resp); err != nil || resp.StatusCode != 200 || resp.Headers["ETag"] != `"1"` || !strings.Contains(resp.Body, `"output_uri":"s3://bucket/x"`) {
-		t.Fatalf("get: %+v %v", r, err)
+	if err := json.Unmarshal(r.Body, &resp); err != nil || resp.StatusCode != 200 || resp.Headers["ETag"] != `"1"` || !strings.Contains(resp.Body, `"output_uri":"s3://bucket/x"`) {
+		t.Fatalf("get: %+v %s %v", r, r.Body, err)
 	}
-	if r := get(`{"project":"ml","domain":"dev","key":"missing"}`); r.body != `{"found":false,"read":"strong"}` {
-		t.Fatalf("miss: %+v", r)
+	if r := get.invoke(`{"project":"ml","domain":"dev","key":"missing"}`); string(r.Body) != `{"found":false,"read":"strong"}` {
+		t.Fatalf("miss: %+v %s", r, r.Body)
 	}
 	// One JSON log line per request, with the Lambda request id.
 	var line struct {
@@ -168,21 +119,109 @@ func TestFunctionsUnderTheRuntimeAPI(t *testing.T) {
 		Outcome   string `json:"outcome"`
 		RequestID string `json:"requestId"`
 	}
-	first, _, _ := strings.Cut(getLogs.String(), "\n")
+	if err := get.f.Logs.WaitFor(get.ctx, func(s string) bool { return strings.Count(s, "\n") >= 2 }); err != nil {
+		t.Fatal(err)
+	}
+	first, _, _ := strings.Cut(get.f.Logs.String(), "\n")
 	if err := json.Unmarshal([]byte(first), &line); err != nil || line.Message != "request" || line.Op != "get" || line.Outcome != "hit" || line.RequestID == "" {
 		t.Fatalf("log line %q: %v", first, err)
 	}
 
-	reserve, _ := start("reserve")
-	if r := reserve(`{"project":"ml","domain":"dev","key":"a/b","owner_id":"sfn-exec-1"}`); !strings.Contains(r.body, `"acquired":true`) {
-		t.Fatalf("reserve: %+v", r)
+	reserve := start(t, "reserve", table)
+	if r := reserve.invoke(`{"project":"ml","domain":"dev","key":"a/b","owner_id":"sfn-exec-1"}`); !strings.Contains(string(r.Body), `"acquired":true`) {
+		t.Fatalf("reserve: %+v %s", r, r.Body)
 	}
-	release, _ := start("release")
-	if r := release(`{"project":"ml","domain":"dev","key":"a/b","owner_id":"sfn-exec-1"}`); r.body != `{"released":true}` {
-		t.Fatalf("release: %+v", r)
+	release := start(t, "release", table)
+	if r := release.invoke(`{"project":"ml","domain":"dev","key":"a/b","owner_id":"sfn-exec-1"}`); string(r.Body) != `{"released":true}` {
+		t.Fatalf("release: %+v %s", r, r.Body)
 	}
-	del, _ := start("delete")
-	if r := del(`{"project":"ml","domain":"dev","key":"a/b"}`); r.body != `{"deleted":true}` {
-		t.Fatalf("delete: %+v", r)
+	del := start(t, "delete", table)
+	if r := del.invoke(`{"project":"ml","domain":"dev","key":"a/b"}`); string(r.Body) != `{"deleted":true}` {
+		t.Fatalf("delete: %+v %s", r, r.Body)
+	}
+}
+
+// TestLogLevel: STAMPEDE_LOG_LEVEL, which the stack sets, drops the lines
+// below it; the default is info.
+func TestLogLevel(t *testing.T) {
+	client, _ := testenv.Client(t)
+	table := testenv.Table(t, client)
+	for _, tt := range []struct {
+		level string
+		// lines: the request lines of a miss (info) and of an invalid
+		// request (info too: a 4xx is the caller's doing).
+		lines int
+	}{
+		{"", 2},
+		{"debug", 2},
+		{"INFO", 2},
+		{"warn", 0},
+		{"error", 0},
+	} {
+		t.Run("level="+tt.level, func(t *testing.T) {
+			get := start(t, "get", table, contract.EnvLogLevel+"="+tt.level)
+			get.invoke(`{"project":"ml","domain":"dev","key":"nothing"}`)
+			if r := get.invoke(`{"project":"ml","domain":"dev"}`); !r.Error {
+				t.Fatalf("invalid request answered %s", r.Body)
+			}
+			// The runtime prints a failure after the request's line, at
+			// any level: once it is there, every line is.
+			if err := get.f.Logs.WaitFor(get.ctx, func(s string) bool { return strings.Contains(s, `"errorType":"Stampede.InvalidArgument"`) }); err != nil {
+				t.Fatal(err)
+			}
+			if n := strings.Count(get.f.Logs.String(), `"message":"request"`); n != tt.lines {
+				t.Errorf("%d request lines, want %d:\n%s", n, tt.lines, get.f.Logs.String())
+			}
+		})
+	}
+	t.Run("invalid", func(t *testing.T) {
+		dir, err := binaries()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := lambdaharness.Start(filepath.Join(dir, "get"), lambdaharness.Options{
+			Env: []string{contract.EnvTable + "=" + table, contract.EnvLogLevel + "=loud"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Stop()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := f.WaitInit(ctx); err == nil || !strings.Contains(err.Error(), contract.EnvLogLevel) {
+			t.Fatalf("init with %s=loud: %v", contract.EnvLogLevel, err)
+		}
+	})
+}
+
+// TestReserveAndReleaseLinkNoS3: the functions that never touch objects do
+// not carry the S3 client (the linker drops what they cannot reach).
+func TestReserveAndReleaseLinkNoS3(t *testing.T) {
+	dir, err := binaries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		fn    string
+		hasS3 bool
+	}{
+		{"reserve", false},
+		{"release", false},
+		{"get", true},
+		{"put", true},
+		{"delete", true},
+	} {
+		out, err := exec.Command("go", "tool", "nm", filepath.Join(dir, tt.fn)).Output()
+		if err != nil {
+			t.Fatalf("go tool nm %s: %v", tt.fn, err)
+		}
+		// The client's constructor and methods. (While internal/config
+		// keeps its deprecated ManagerOver, the S3 package's own
+		// initialisation stays linked, a few hundred bytes.)
+		got := strings.Contains(string(out), "aws-sdk-go-v2/service/s3.NewFromConfig") ||
+			strings.Contains(string(out), "aws-sdk-go-v2/service/s3.(*Client)")
+		if got != tt.hasS3 {
+			t.Errorf("%s links the S3 client: %v, want %v", tt.fn, got, tt.hasS3)
+		}
 	}
 }

@@ -80,22 +80,19 @@ destroy: build $(NPM_STAMP) ## Delete Stampede-<ENV> (prod keeps its table and b
 	cd $(INFRA_DIR) && $(CDK) destroy Stampede-$(ENV) $(CDK_CONTEXT_ARGS) $(CDK_FLAGS)
 
 .PHONY: measure-memory
-measure-memory: dynamodb-local ## Peak RSS and CPU per request of each function under a local Lambda runtime API.
+measure-memory: dynamodb-local ## Init time, peak RSS and CPU per request of each function under a local Lambda runtime API.
 	$(MAKE) --no-print-directory build ARCH=$(HOST_ARCH) BUILD_DIR=$(BUILD_DIR)/host
-	@set -euo pipefail; port=$$((20000 + RANDOM % 10000)); tmp=$$(mktemp -d); \
-	  (cd "$$tmp" && exec java -Djava.library.path="$(DDB_LOCAL_DIR)/DynamoDBLocal_lib" -jar "$(DDB_LOCAL_DIR)/DynamoDBLocal.jar" \
-	    -port $$port -inMemory >/dev/null 2>&1) & ddb=$$!; trap 'kill $$ddb; rm -rf "$$tmp"' EXIT; \
-	  for i in $$(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$$port) 2>/dev/null && break; sleep 0.2; done; \
-	  cd $(INFRA_DIR) && $(GO) run ./internal/memprobe -build ../$(BUILD_DIR)/host -ddb http://127.0.0.1:$$port -n $(or $(N),1000)
+	$(WITH_DDB) $(GO) run ./internal/memprobe -build $(BUILD_DIR)/host -n $(or $(N),1000)
 
 .PHONY: test-infra
 test-infra: $(NPM_STAMP) ## Assertions over the synthesized templates, and the Step Functions protocol simulated (no AWS, no Docker).
 	cd $(INFRA_DIR) && $(GO) test -count=1 ./...
 
 .PHONY: lint-infra
-lint-infra: ## gofmt and go vet over infra/ (its own module).
+lint-infra: ## gofmt, go vet and staticcheck over infra/ (its own module).
 	@test -z "$$(cd $(INFRA_DIR) && gofmt -l $$(git ls-files '*.go'))" || { cd $(INFRA_DIR) && gofmt -l $$(git ls-files '*.go'); exit 1; }
 	cd $(INFRA_DIR) && $(GO) vet ./...
+	cd $(INFRA_DIR) && $(STATICCHECK) ./...
 
 # --- LocalStack (needs a Docker engine) -------------------------------------
 

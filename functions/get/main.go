@@ -1,23 +1,11 @@
-// Command get is the Lambda function for Stampede's get operation.
+// Command get is the Lambda function for Stampede's get operation and
+// for inspect, which reads a reservation without changing it.
 package main
 
 import (
-	"context"
-	"os"
-
-	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-lambda-go/lambdacontext"
-
-	"github.com/stampede-cache/stampede/internal/config"
+	"github.com/stampede-cache/stampede/internal/lambdafn"
+	"github.com/stampede-cache/stampede/internal/s3blobs"
 	"github.com/stampede-cache/stampede/internal/transport"
 )
 
-func main() {
-	log := lambdacontext.NewLogger()
-	mgr, err := config.ManagerFromEnv(context.Background())
-	if err != nil {
-		log.Error("start-up failed", "error", err)
-		os.Exit(1)
-	}
-	lambda.Start(transport.NewFunction(mgr, transport.OpGet, transport.Options{Log: log}).Invoke)
-}
+func main() { lambdafn.Main(transport.OpGet, s3blobs.NewLazy) }

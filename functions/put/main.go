@@ -2,22 +2,9 @@
 package main
 
 import (
-	"context"
-	"os"
-
-	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-lambda-go/lambdacontext"
-
-	"github.com/stampede-cache/stampede/internal/config"
+	"github.com/stampede-cache/stampede/internal/lambdafn"
+	"github.com/stampede-cache/stampede/internal/s3blobs"
 	"github.com/stampede-cache/stampede/internal/transport"
 )
 
-func main() {
-	log := lambdacontext.NewLogger()
-	mgr, err := config.ManagerFromEnv(context.Background())
-	if err != nil {
-		log.Error("start-up failed", "error", err)
-		os.Exit(1)
-	}
-	lambda.Start(transport.NewFunction(mgr, transport.OpPut, transport.Options{Log: log}).Invoke)
-}
+func main() { lambdafn.Main(transport.OpPut, s3blobs.NewLazy) }

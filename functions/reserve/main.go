@@ -1,23 +1,10 @@
-// Command reserve is the Lambda function for Stampede's reserve operation.
+// Command reserve is the Lambda function for Stampede's reserve operation. It
+// never touches objects: no object store, and no S3 SDK in the binary.
 package main
 
 import (
-	"context"
-	"os"
-
-	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-lambda-go/lambdacontext"
-
-	"github.com/stampede-cache/stampede/internal/config"
+	"github.com/stampede-cache/stampede/internal/lambdafn"
 	"github.com/stampede-cache/stampede/internal/transport"
 )
 
-func main() {
-	log := lambdacontext.NewLogger()
-	mgr, err := config.ManagerFromEnv(context.Background())
-	if err != nil {
-		log.Error("start-up failed", "error", err)
-		os.Exit(1)
-	}
-	lambda.Start(transport.NewFunction(mgr, transport.OpReserve, transport.Options{Log: log}).Invoke)
-}
+func main() { lambdafn.Main(transport.OpReserve, nil) }

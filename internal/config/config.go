@@ -1,44 +1,32 @@
 // Package config reads Stampede's configuration from the environment and
-// builds the manager over DynamoDB from it, for the Lambda functions and the
-// local server alike.
+// wires the manager from it, for the Lambda functions and the local server
+// alike. It builds no AWS client itself: internal/awsclient loads the
+// process's one AWS configuration, internal/dynamostore and
+// internal/s3blobs build the clients over it.
 package config
 
 import (
-	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
-	"github.com/stampede-cache/stampede/internal/dynamostore"
+	"github.com/stampede-cache/stampede/internal/contract"
 	"github.com/stampede-cache/stampede/internal/manager"
-	"github.com/stampede-cache/stampede/internal/s3blobs"
 )
 
-// Environment variables.
+// Environment variables (see internal/contract).
 const (
-	EnvTable               = "STAMPEDE_TABLE"
-	EnvHeartbeatMultiplier = "STAMPEDE_HEARTBEAT_MULTIPLIER"
-	EnvMaxHeartbeatSeconds = "STAMPEDE_MAX_HEARTBEAT_SECONDS"
-	// EnvDynamoDBEndpoint points at a DynamoDB other than AWS's (DynamoDB
-	// Local, LocalStack). The SDK's own AWS_ENDPOINT_URL_DYNAMODB works too.
-	EnvDynamoDBEndpoint = "STAMPEDE_DYNAMODB_ENDPOINT"
-	// EnvManagedBuckets lists, comma-separated, the buckets whose objects
-	// Stampede may check (verify) and delete (delete_blob).
-	EnvManagedBuckets = "STAMPEDE_MANAGED_BUCKETS"
-	// EnvS3Endpoint points at an S3-compatible endpoint (path-style). The
-	// SDK's own AWS_ENDPOINT_URL_S3 works too.
-	EnvS3Endpoint = "STAMPEDE_S3_ENDPOINT"
-	// EnvRequestTimeout is the local server's per-request budget (a Go
-	// duration such as 5s); every DynamoDB and S3 call runs within it.
-	EnvRequestTimeout = "STAMPEDE_REQUEST_TIMEOUT"
+	EnvTable               = contract.EnvTable
+	EnvHeartbeatMultiplier = contract.EnvHeartbeatMultiplier
+	EnvMaxHeartbeatSeconds = contract.EnvMaxHeartbeatSeconds
+	EnvDynamoDBEndpoint    = contract.EnvDynamoDBEndpoint
+	EnvManagedBuckets      = contract.EnvManagedBuckets
+	EnvS3Endpoint          = contract.EnvS3Endpoint
+	EnvRequestTimeout      = contract.EnvRequestTimeout
+	EnvLogLevel            = contract.EnvLogLevel
 )
 
 // Config is the service configuration.
@@ -50,6 +38,9 @@ type Config struct {
 	// RequestTimeout bounds each request of the local server; zero means
 	// the transport's default.
 	RequestTimeout time.Duration
+	// LogLevel is the lowest level logged (info unless STAMPEDE_LOG_LEVEL
+	// says otherwise).
+	LogLevel slog.Level
 }
 
 // FromEnv reads the configuration; tableDefault is used when STAMPEDE_TABLE
@@ -81,12 +72,31 @@ func FromEnv(tableDefault string) (Config, error) {
 		}
 		cfg.RequestTimeout = d
 	}
+	if cfg.LogLevel, err = LogLevel(os.Getenv(EnvLogLevel)); err != nil {
+		return Config{}, err
+	}
 	cfg.Manager = manager.Config{
 		HeartbeatMultiplier: mult,
 		MaxHeartbeat:        time.Duration(maxHB) * time.Second,
 		ManagedBuckets:      splitList(os.Getenv(EnvManagedBuckets)),
 	}
 	return cfg, nil
+}
+
+// LogLevel parses a STAMPEDE_LOG_LEVEL value: debug, info, warn or error,
+// in any letter case; empty means info.
+func LogLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "", "info":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return slog.LevelInfo, fmt.Errorf("%s: want one of %s, got %q", EnvLogLevel, strings.Join(contract.LogLevels(), ", "), s)
 }
 
 // splitList splits a comma-separated list, dropping empty items.
@@ -110,86 +120,4 @@ func intFromEnv(name string, def int) (int, error) {
 		return 0, fmt.Errorf("%s: want an integer from 1 to 3600, got %q", name, v)
 	}
 	return n, nil
-}
-
-// awsConfig loads the SDK's default chain (region, credentials, retries).
-// For a local endpoint with no credentials in the environment it signs
-// with dummy ones, which DynamoDB Local, gofakes3 and LocalStack accept.
-func awsConfig(ctx context.Context, local bool) (aws.Config, error) {
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
-	}
-	if local {
-		if awsCfg.Region == "" {
-			awsCfg.Region = "us-east-1"
-		}
-		if os.Getenv("AWS_ACCESS_KEY_ID") == "" && os.Getenv("AWS_PROFILE") == "" {
-			awsCfg.Credentials = credentials.NewStaticCredentialsProvider("local", "local", "")
-		}
-	}
-	return awsCfg, nil
-}
-
-// DynamoDB returns a DynamoDB client for cfg.
-func DynamoDB(ctx context.Context, cfg Config) (*dynamodb.Client, error) {
-	awsCfg, err := awsConfig(ctx, cfg.DynamoDBEndpoint != "")
-	if err != nil {
-		return nil, err
-	}
-	return dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) {
-		if cfg.DynamoDBEndpoint != "" {
-			o.BaseEndpoint = aws.String(cfg.DynamoDBEndpoint)
-			// DynamoDB Local sends a wrong CRC32 with some error responses.
-			o.DisableValidateResponseChecksum = true
-		}
-	}), nil
-}
-
-// S3 returns an S3 client for cfg: path-style for a custom endpoint.
-func S3(ctx context.Context, cfg Config) (*s3.Client, error) {
-	awsCfg, err := awsConfig(ctx, cfg.S3Endpoint != "")
-	if err != nil {
-		return nil, err
-	}
-	return s3.NewFromConfig(awsCfg, func(o *s3.Options) {
-		if cfg.S3Endpoint != "" {
-			o.BaseEndpoint = aws.String(cfg.S3Endpoint)
-			o.UsePathStyle = true
-		}
-	}), nil
-}
-
-// Manager builds the manager over the configured table and object store.
-func Manager(ctx context.Context, cfg Config) (*manager.Manager, error) {
-	db, err := DynamoDB(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	return ManagerOver(ctx, cfg, db)
-}
-
-// ManagerOver builds the manager over an existing DynamoDB client (the
-// local server's, which created the table with it) and the configured
-// object store.
-func ManagerOver(ctx context.Context, cfg Config, db dynamostore.API) (*manager.Manager, error) {
-	mc := cfg.Manager
-	if len(mc.ManagedBuckets) > 0 {
-		s3c, err := S3(ctx, cfg)
-		if err != nil {
-			return nil, err
-		}
-		mc.Blobs = s3blobs.New(s3c)
-	}
-	return manager.New(dynamostore.New(db, cfg.Table), mc)
-}
-
-// ManagerFromEnv reads the configuration and builds the manager: all a
-// Lambda function needs before lambda.Start.
-func ManagerFromEnv(ctx context.Context) (*manager.Manager, error) {
-	cfg, err := FromEnv("")
-	if err != nil {
-		return nil, err
-	}
-	return Manager(ctx, cfg)
 }

@@ -1,7 +1,9 @@
 package config
 
 import (
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -30,7 +32,7 @@ func TestFromEnv(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			for _, k := range []string{EnvTable, EnvHeartbeatMultiplier, EnvMaxHeartbeatSeconds, EnvManagedBuckets, EnvDynamoDBEndpoint, EnvS3Endpoint} {
+			for _, k := range []string{EnvTable, EnvHeartbeatMultiplier, EnvMaxHeartbeatSeconds, EnvManagedBuckets, EnvDynamoDBEndpoint, EnvS3Endpoint, EnvRequestTimeout, EnvLogLevel} {
 				t.Setenv(k, tt.env[k])
 			}
 			cfg, err := FromEnv(tt.def)
@@ -41,5 +43,35 @@ func TestFromEnv(t *testing.T) {
 				t.Fatalf("config = %+v", cfg)
 			}
 		})
+	}
+}
+
+func TestLogLevel(t *testing.T) {
+	for _, tt := range []struct {
+		in      string
+		want    slog.Level
+		wantErr bool
+	}{
+		{"", slog.LevelInfo, false},
+		{"debug", slog.LevelDebug, false},
+		{"INFO", slog.LevelInfo, false},
+		{" warn ", slog.LevelWarn, false},
+		{"Error", slog.LevelError, false},
+		{"loud", slog.LevelInfo, true},
+		{"warning", slog.LevelInfo, true},
+	} {
+		got, err := LogLevel(tt.in)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("LogLevel(%q) = %v, %v; want %v (error: %v)", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+	t.Setenv(EnvTable, "t")
+	t.Setenv(EnvLogLevel, "warn")
+	if cfg, err := FromEnv(""); err != nil || cfg.LogLevel != slog.LevelWarn {
+		t.Errorf("FromEnv with %s=warn: %v, %v", EnvLogLevel, cfg.LogLevel, err)
+	}
+	t.Setenv(EnvLogLevel, "loud")
+	if _, err := FromEnv(""); err == nil || !strings.Contains(err.Error(), EnvLogLevel) {
+		t.Errorf("FromEnv with %s=loud: %v, want an error naming it", EnvLogLevel, err)
 	}
 }

@@ -9,15 +9,22 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/stampede-cache/stampede/internal/contract"
 )
 
-// The table's schema, shared with the CDK stack (infra/), which declares the
-// same names: partition key pk (S), sort key sk (S), TTL attribute ttl.
+// The table's schema, from internal/contract (which the CDK stack in
+// infra/ is tested against): partition key pk (S), sort key sk (S), TTL
+// attribute ttl.
 const (
-	PartitionKey = attrPK
-	SortKey      = attrSK
-	TTLAttribute = attrTTL
+	PartitionKey = contract.PartitionKey
+	SortKey      = contract.SortKey
+	TTLAttribute = contract.TTLAttribute
 )
+
+// The item's attributes are the schema's: with a difference, both keys
+// of this map literal are false, which does not compile.
+var _ = map[bool]struct{}{false: {}, attrPK == PartitionKey && attrSK == SortKey && attrTTL == TTLAttribute: {}}
 
 // TableAPI is what EnsureTable needs from a DynamoDB client.
 type TableAPI interface {

@@ -13,20 +13,22 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/stampede-cache/stampede/internal/dynamolocal"
 	"github.com/stampede-cache/stampede/internal/dynamostore"
 	"github.com/stampede-cache/stampede/internal/locals3"
+	"github.com/stampede-cache/stampede/internal/s3blobs"
 )
 
-// endpointEnv carries the running instance's endpoint from Main to tests.
-const endpointEnv = "STAMPEDE_TEST_DYNAMODB_ENDPOINT"
+// endpointEnv carries the running instance's endpoint to tests.
+const endpointEnv = dynamolocal.EndpointEnv
 
-// Main starts DynamoDB Local, runs the package's tests and benchmarks, and
-// stops it. Use it from TestMain: os.Exit(testenv.Main(m)).
+// Main runs the package's tests and benchmarks against DynamoDB Local: the
+// instance named by $STAMPEDE_TEST_DYNAMODB_ENDPOINT when set (`make test`
+// starts one for all packages with internal/dynamolocal/cmd/withdynamodb),
+// else one it starts and stops itself. Use it from TestMain:
+// os.Exit(testenv.Main(m)).
 func Main(m *testing.M) int {
 	if os.Getenv(endpointEnv) != "" {
 		return m.Run()
@@ -71,27 +73,32 @@ func (c *Counter) Reset() { c.total.Store(0) }
 // Client returns a DynamoDB client for the test instance, with optFns
 // applied. Every HTTP request it sends (each retry too) is counted in the
 // returned Counter.
-func Client(tb testing.TB, optFns ...func(*dynamodb.Options)) (*dynamodb.Client, *Counter) {
+func Client(tb testing.TB, optFns ...func(*dynamostore.ClientOptions)) (*dynamostore.Client, *Counter) {
 	tb.Helper()
 	counter := &Counter{}
-	client := dynamodb.New(dynamodb.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(Endpoint(tb)),
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
-		// DynamoDB Local sends a wrong CRC32 with some error responses.
-		DisableValidateResponseChecksum: true,
-		APIOptions: []func(*middleware.Stack) error{
-			func(s *middleware.Stack) error {
-				// After the retry middleware, so each attempt is one request.
-				return s.Finalize.Add(middleware.FinalizeMiddlewareFunc("CountRequests",
-					func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
-						counter.total.Add(1)
-						return next.HandleFinalize(ctx, in)
-					}), middleware.After)
-			},
-		},
-	}, optFns...)
-	return client, counter
+	count := func(o *dynamostore.ClientOptions) {
+		o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error {
+			// After the retry middleware, so each attempt is one request.
+			return s.Finalize.Add(middleware.FinalizeMiddlewareFunc("CountRequests",
+				func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+					counter.total.Add(1)
+					return next.HandleFinalize(ctx, in)
+				}), middleware.After)
+		})
+	}
+	return dynamostore.NewClient(localConfig(), Endpoint(tb), append([]func(*dynamostore.ClientOptions){count}, optFns...)...), counter
+}
+
+// localConfig is the AWS configuration of test clients: fixed region and
+// credentials, whatever the developer's environment holds, and the SDK's
+// default HTTP client and retryer (no response timeout: a test machine
+// may be slow, and a test that counts requests must not see retries it
+// did not cause).
+func localConfig() aws.Config {
+	return aws.Config{
+		Region:      "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
+	}
 }
 
 // Table creates a fresh table for the test, with the deployed schema.
@@ -147,17 +154,12 @@ func (c *Clock) Advance(d time.Duration) { c.now.Add(int64(d)) }
 
 // S3 starts an in-memory S3-compatible server with the buckets created and
 // returns a path-style client for it, with optFns applied.
-func S3(tb testing.TB, buckets []string, optFns ...func(*s3.Options)) *s3.Client {
+func S3(tb testing.TB, buckets []string, optFns ...func(*s3blobs.ClientOptions)) *s3blobs.Client {
 	tb.Helper()
 	srv, err := locals3.Start("", buckets)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = srv.Close() })
-	return s3.New(s3.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(srv.Endpoint),
-		UsePathStyle: true,
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
-	}, optFns...)
+	return s3blobs.NewClient(localConfig(), srv.Endpoint, optFns...)
 }
