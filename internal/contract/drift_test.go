@@ -1,6 +1,7 @@
 package contract_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,8 +25,11 @@ import (
 	"github.com/stampede-cache/stampede/internal/contract"
 	"github.com/stampede-cache/stampede/internal/dynamostore"
 	"github.com/stampede-cache/stampede/internal/manager"
+	"github.com/stampede-cache/stampede/internal/testenv"
 	"github.com/stampede-cache/stampede/internal/transport"
 )
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 // The drift tests tie the copies of the contract's facts that other
 // packages still keep to this package. infra/ (its own module) has its
@@ -152,12 +156,60 @@ func TestTransportRoutes(t *testing.T) {
 	if !maps.Equal(served, want) {
 		t.Errorf("transport serves %v, the contract says %v", served, want)
 	}
+	// transport.Ops lists the operations that have a function of their
+	// own: the contract's functions.
 	var ops []string
 	for _, op := range transport.Ops() {
 		ops = append(ops, string(op))
 	}
-	if !slices.Equal(slices.Sorted(slices.Values(ops)), slices.Sorted(slices.Values(contract.Ops()))) {
-		t.Errorf("transport's ops %v, contract's %v", ops, contract.Ops())
+	if !slices.Equal(slices.Sorted(slices.Values(ops)), slices.Sorted(slices.Values(contract.Functions()))) {
+		t.Errorf("transport's function ops %v, contract's functions %v", ops, contract.Functions())
+	}
+}
+
+// TestTransportFunctionsServeTheirRoutes: each function's handler serves
+// the routes the contract gives it (inspect: the get function) and refuses
+// the others.
+func TestTransportFunctionsServeTheirRoutes(t *testing.T) {
+	store, _ := testenv.Store(t)
+	mgr, err := manager.New(store, manager.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths := map[string]string{
+		contract.CacheRoute:       "/v1/projects/p/domains/d/cache/k",
+		contract.ReservationRoute: "/v1/projects/p/domains/d/reservations/k",
+	}
+	for _, fn := range contract.Functions() {
+		h := transport.NewFunction(mgr, transport.Op(fn), transport.Options{})
+		for _, r := range contract.Routes() {
+			event, err := json.Marshal(map[string]any{
+				"version": "2.0", "routeKey": r.Key(), "rawPath": paths[r.Template], "rawQueryString": "owner_id=o",
+				"queryStringParameters": map[string]string{"owner_id": "o"},
+				"pathParameters":        map[string]string{"project": "p", "domain": "d", "key": "k"},
+				"requestContext":        map[string]any{"http": map[string]any{"method": r.Method, "path": paths[r.Template]}},
+				"body":                  `{"output_uri":"s3://bucket/x","owner_id":"o"}`,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := h.Invoke(context.Background(), event)
+			if err != nil {
+				t.Fatalf("function %s, route %s: %v", fn, r.Key(), err)
+			}
+			b, _ := json.Marshal(out)
+			var resp struct {
+				StatusCode int    `json:"statusCode"`
+				Body       string `json:"body"`
+			}
+			if err := json.Unmarshal(b, &resp); err != nil {
+				t.Fatal(err)
+			}
+			refused := resp.StatusCode == http.StatusNotFound && strings.Contains(resp.Body, `"message":"path:`)
+			if serves := r.Function == fn; refused == serves {
+				t.Errorf("function %s, route %s: answer %d %s; the contract says it serves it: %v", fn, r.Key(), resp.StatusCode, resp.Body, serves)
+			}
+		}
 	}
 }
 
@@ -221,6 +273,94 @@ func TestTableSchema(t *testing.T) {
 	} {
 		if tt.got != tt.want {
 			t.Errorf("dynamostore says %q where the contract says %q", tt.got, tt.want)
+		}
+	}
+}
+
+// emfRecord is the part of a log line in CloudWatch's Embedded Metric
+// Format the contract fixes.
+type emfRecord struct {
+	Operation string `json:"Operation"`
+	AWS       struct {
+		CloudWatchMetrics []struct {
+			Namespace  string
+			Dimensions [][]string
+			Metrics    []contract.Metric
+		}
+	} `json:"_aws"`
+}
+
+// TestTransportMetrics: the metrics the functions emit (in their log
+// lines) are the contract's, in its namespace and dimension.
+func TestTransportMetrics(t *testing.T) {
+	var logs bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	opts := transport.Options{Log: log, Metrics: true}
+	store, _ := testenv.Store(t)
+	mgr, err := manager.New(store, manager.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	router := transport.NewRouter(mgr, opts)
+	send := func(method, path, body string) {
+		req := httptest.NewRequest(method, path, strings.NewReader(body))
+		router.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	const cache, resv = "/v1/projects/p/domains/d/cache/k", "/v1/projects/p/domains/d/reservations/k"
+	send(http.MethodGet, cache, "")                                                // miss
+	send(http.MethodPost, resv, `{"owner_id":"a"}`)                                // acquired
+	send(http.MethodPost, resv, `{"owner_id":"b"}`)                                // contended
+	send(http.MethodGet, resv, "")                                                 // inspect
+	send(http.MethodPut, cache, `{"output_uri":"s3://bucket/x"}`)                  // created
+	send(http.MethodPut, cache, `{"output_uri":"s3://bucket/y"}`)                  // refused
+	send(http.MethodPut, cache, `{"output_uri":"s3://bucket/y","overwrite":true}`) // overwritten
+	send(http.MethodGet, cache, "")                                                // hit
+	send(http.MethodDelete, resv+"?owner_id=a", "")                                // released
+	send(http.MethodDelete, cache, "")                                             // deleted
+	for _, code := range []string{contract.CodeThrottled, contract.CodeUnavailable, contract.CodeInternal} {
+		failing, err := manager.New(failingStore{err: &manager.Error{Code: code, Message: "on purpose"}}, manager.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		transport.NewRouter(failing, opts).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, cache, nil))
+	}
+
+	if transport.MetricsNamespace != contract.MetricNamespace {
+		t.Errorf("transport's namespace %q", transport.MetricsNamespace)
+	}
+	seen := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var rec emfRecord
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if len(rec.AWS.CloudWatchMetrics) != 1 {
+			t.Errorf("log line %q: want one metric directive", line)
+			continue
+		}
+		d := rec.AWS.CloudWatchMetrics[0]
+		if d.Namespace != contract.MetricNamespace || !slices.EqualFunc(d.Dimensions, [][]string{{contract.MetricDimensionOp}}, slices.Equal) {
+			t.Errorf("namespace %q dimensions %v, want %q [[%s]]", d.Namespace, d.Dimensions, contract.MetricNamespace, contract.MetricDimensionOp)
+		}
+		if !slices.Contains(contract.Ops(), rec.Operation) {
+			t.Errorf("operation %q is not the contract's", rec.Operation)
+		}
+		for _, m := range d.Metrics {
+			if !slices.Contains(contract.Metrics(), m) {
+				t.Errorf("metric %+v is not the contract's %v", m, contract.Metrics())
+			}
+			seen[m.Name] = true
+		}
+	}
+	// What the requests above produce; the rest (taken over, fenced puts)
+	// needs time to pass or a second owner's fence.
+	for _, name := range []string{
+		contract.MetricHits, contract.MetricMisses, contract.MetricPutsCreated, contract.MetricPutsOverwritten, contract.MetricPutsRefused,
+		contract.MetricReservationsAcquired, contract.MetricReservationsContended, contract.MetricThrottles,
+		contract.MetricUnavailable, contract.MetricErrors, contract.MetricLatency,
+	} {
+		if !seen[name] {
+			t.Errorf("no request emitted %s", name)
 		}
 	}
 }

@@ -33,7 +33,9 @@ func Main(op transport.Op, blobs config.BlobsFunc) {
 		log.Error("start-up failed", "error", err)
 		os.Exit(1)
 	}
-	lambda.Start(transport.NewFunction(mgr, op, transport.Options{Log: log}).Invoke)
+	// Metrics: each request's log line carries its Embedded Metric Format
+	// fields, which CloudWatch turns into the stack's metrics.
+	lambda.Start(transport.NewFunction(mgr, op, transport.Options{Log: log, Metrics: true}).Invoke)
 }
 
 // Logger returns the function's logger: Lambda's own handler (JSON or text
