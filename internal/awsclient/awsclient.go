@@ -35,7 +35,11 @@ const (
 	// TLSHandshakeTimeout bounds the TLS handshake.
 	TLSHandshakeTimeout = 2 * time.Second
 	// ResponseHeaderTimeout bounds the wait for a response's headers once
-	// the request is sent; the request's context may end it sooner.
+	// the request is sent, so that a stuck connection leaves the retry
+	// time within the request's budget; the request's context may end it
+	// sooner. Only for AWS's endpoints: a local engine (DynamoDB Local's
+	// JVM on a busy machine) can be slow without being stuck, and there the
+	// request's budget alone bounds the wait.
 	ResponseHeaderTimeout = 3 * time.Second
 	// IdleConnTimeout closes pooled connections left unused this long.
 	IdleConnTimeout = 90 * time.Second
@@ -53,15 +57,20 @@ const LocalRegion = "us-east-1"
 
 // HTTPClient returns the HTTP client of every AWS request, before Load
 // freezes it: a BuildableClient, so that the SDK can add AWS_CA_BUNDLE's
-// certificates to it.
-func HTTPClient() *awshttp.BuildableClient {
+// certificates to it. local leaves out the response header timeout (see
+// ResponseHeaderTimeout).
+func HTTPClient(local bool) *awshttp.BuildableClient {
+	headerTimeout := ResponseHeaderTimeout
+	if local {
+		headerTimeout = 0
+	}
 	return awshttp.NewBuildableClient().
 		WithDialerOptions(func(d *net.Dialer) {
 			d.Timeout = DialTimeout
 		}).
 		WithTransportOptions(func(t *http.Transport) {
 			t.TLSHandshakeTimeout = TLSHandshakeTimeout
-			t.ResponseHeaderTimeout = ResponseHeaderTimeout
+			t.ResponseHeaderTimeout = headerTimeout
 			t.IdleConnTimeout = IdleConnTimeout
 			t.MaxIdleConnsPerHost = MaxIdleConnsPerHost
 			// Zero: no limit across hosts beyond the per-host one.
@@ -80,10 +89,12 @@ func NewRetryer() aws.Retryer {
 }
 
 // Load reads the SDK's default configuration chain once, with the HTTP
-// client and retryer above. Call it once per process and share the result.
-func Load(ctx context.Context) (aws.Config, error) {
+// client and retryer above. Call it once per process and share the result;
+// local says the process talks to local endpoints (DynamoDB Local,
+// gofakes3, LocalStack) rather than AWS's.
+func Load(ctx context.Context, local bool) (aws.Config, error) {
 	cfg, err := awsconfig.LoadDefaultConfig(ctx,
-		awsconfig.WithHTTPClient(HTTPClient()),
+		awsconfig.WithHTTPClient(HTTPClient(local)),
 		awsconfig.WithRetryer(NewRetryer),
 	)
 	if err != nil {

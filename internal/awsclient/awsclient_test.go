@@ -43,7 +43,7 @@ func isolate(t *testing.T) {
 }
 
 func TestHTTPClientSettings(t *testing.T) {
-	c := awsclient.HTTPClient()
+	c := awsclient.HTTPClient(false)
 	tr, dialer := c.GetTransport(), c.GetDialer()
 	for _, tt := range []struct {
 		name      string
@@ -60,6 +60,10 @@ func TestHTTPClientSettings(t *testing.T) {
 	}
 	if tr.MaxIdleConnsPerHost < 256 || tr.MaxIdleConns != 0 {
 		t.Errorf("pool: %d idle per host (want at least 256), %d in all (want no limit)", tr.MaxIdleConnsPerHost, tr.MaxIdleConns)
+	}
+	local := awsclient.HTTPClient(true).GetTransport()
+	if local.ResponseHeaderTimeout != 0 || local.TLSHandshakeTimeout != tr.TLSHandshakeTimeout || local.MaxIdleConnsPerHost != tr.MaxIdleConnsPerHost {
+		t.Errorf("local endpoints: response header timeout %v (want none), the rest as for AWS", local.ResponseHeaderTimeout)
 	}
 }
 
@@ -84,7 +88,7 @@ func TestRetryer(t *testing.T) {
 // client, not re-derived by each) and the bounded retryer.
 func TestLoad(t *testing.T) {
 	isolate(t)
-	cfg, err := awsclient.Load(context.Background())
+	cfg, err := awsclient.Load(context.Background(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +129,7 @@ func TestLoadWithCABundle(t *testing.T) {
 		return nil
 	}
 
-	plain, err := awsclient.Load(context.Background())
+	plain, err := awsclient.Load(context.Background(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +141,7 @@ func TestLoadWithCABundle(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("AWS_CA_BUNDLE", bundle)
-	cfg, err := awsclient.Load(context.Background())
+	cfg, err := awsclient.Load(context.Background(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +194,7 @@ func burst(t *testing.T, client aws.HTTPClient) (opened, closed int64) {
 // reuse their connections: none is closed (no TIME_WAIT churn), and no
 // more are opened than two per client.
 func TestPoolKeepsConnections(t *testing.T) {
-	opened, closed := burst(t, awsclient.HTTPClient().Freeze())
+	opened, closed := burst(t, awsclient.HTTPClient(false).Freeze())
 	if closed != 0 || opened > 32 {
 		t.Errorf("320 requests, 16 at a time: %d connections opened, %d closed; want none closed", opened, closed)
 	}
@@ -215,7 +219,7 @@ func TestResponseHeaderTimeout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
-	_, err := awsclient.HTTPClient().Freeze().Do(req)
+	_, err := awsclient.HTTPClient(false).Freeze().Do(req)
 	if err == nil || !strings.Contains(err.Error(), "timeout awaiting response headers") {
 		t.Fatalf("err = %v, want the response header timeout", err)
 	}

@@ -27,7 +27,7 @@ type Backend struct {
 // Connect loads the AWS configuration and builds the DynamoDB client for
 // cfg. It sends no request.
 func Connect(ctx context.Context, cfg Config) (*Backend, error) {
-	awsCfg, err := awsclient.Load(ctx)
+	awsCfg, err := awsclient.Load(ctx, cfg.DynamoDBEndpoint != "" || cfg.S3Endpoint != "")
 	if err != nil {
 		return nil, err
 	}

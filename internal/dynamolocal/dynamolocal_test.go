@@ -2,7 +2,6 @@ package dynamolocal
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -77,20 +76,46 @@ func locate(t *testing.T) string {
 	return dir
 }
 
-func TestStartAndStop(t *testing.T) {
-	inst, err := Start(context.Background(), Options{Dir: locate(t)})
+// TestStartWhenThePortIsTaken: the first port Start tries is held by a
+// server that answers HTTP. DynamoDB Local is not taken for ready because
+// of it: it fails to bind, and Start starts it again on another port.
+func TestStartWhenThePortIsTaken(t *testing.T) {
+	dir := locate(t)
+	l, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	squatter := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), ReadHeaderTimeout: time.Second}
+	go func() { _ = squatter.Serve(l) }()
+	defer squatter.Close()
+	taken := l.Addr().(*net.TCPAddr).Port
+	var tried []int
+	pick := func() (int, error) {
+		port, err := taken, error(nil)
+		if len(tried) > 0 {
+			port, err = candidatePort()
+		}
+		tried = append(tried, port)
+		return port, err
+	}
+
+	inst, err := startPicking(context.Background(), Options{Dir: dir, FastStart: true}, pick)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer inst.Stop()
-	resp, err := http.Get(inst.Endpoint)
+	if len(tried) != 2 || inst.port != tried[1] || inst.Endpoint != "http://127.0.0.1:"+strconv.Itoa(tried[1]) {
+		t.Fatalf("ports tried %v, instance on %d (%s): want the taken one, then another", tried, inst.port, inst.Endpoint)
+	}
+	if mine, err := listens(inst.cmd.Process.Pid, inst.port); err != nil || !mine {
+		t.Errorf("listens(DynamoDB Local) = %v, %v", mine, err)
+	}
+	resp, err := http.Post(inst.Endpoint, "application/x-amz-json-1.0", strings.NewReader("{}"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if mine, err := listens(inst.cmd.Process.Pid, inst.port); err != nil || !mine {
-		t.Errorf("listens(DynamoDB Local) = %v, %v", mine, err)
-	}
+
 	inst.Stop()
 	select {
 	case <-inst.done:
@@ -100,31 +125,6 @@ func TestStartAndStop(t *testing.T) {
 	if resp, err := http.Get(inst.Endpoint); err == nil {
 		resp.Body.Close()
 		t.Errorf("%s still answers after Stop", inst.Endpoint)
-	}
-}
-
-// TestStartOnATakenPort: another server on the port answers HTTP, but the
-// instance is not ready because of it: DynamoDB Local fails to bind and
-// start reports the port taken, so that Start tries another.
-func TestStartOnATakenPort(t *testing.T) {
-	dir := locate(t)
-	l, err := net.Listen("tcp", ":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), ReadHeaderTimeout: time.Second}
-	go func() { _ = srv.Serve(l) }()
-	defer srv.Close()
-	port := l.Addr().(*net.TCPAddr).Port
-	ctx, cancel := context.WithTimeout(context.Background(), DefaultStartTimeout)
-	defer cancel()
-	inst, err := start(ctx, Options{Dir: dir}, port)
-	if err == nil {
-		inst.Stop()
-		t.Fatalf("started on port %d, which another server holds", port)
-	}
-	if !errors.Is(err, errPortTaken) {
-		t.Fatalf("err = %v, want a taken port", err)
 	}
 }
 

@@ -16,6 +16,12 @@
 // then runs put, get (hits and misses), reserve, release and delete, each
 // with direct (Step Functions) invocations and API Gateway HTTP API
 // events, and prints one line per function.
+//
+// With -inits K it only starts each binary K times and prints its init
+// times (process start to the first request for an event), for any Lambda
+// binaries laid out as <folder>/bootstrap (-functions names the folders):
+//
+//	go run ./internal/memprobe -build build/host -inits 30 [-ca-bundle /etc/ssl/certs/ca-certificates.crt]
 package main
 
 import (
@@ -26,6 +32,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,41 +50,50 @@ func main() {
 	ddb := flag.String("ddb", os.Getenv(dynamolocal.EndpointEnv), "DynamoDB (Local) endpoint (default $"+dynamolocal.EndpointEnv+")")
 	n := flag.Int("n", 500, "requests of each kind per function")
 	caBundle := flag.String("ca-bundle", "", "run the functions with AWS_CA_BUNDLE set to this PEM file (its cost shows in the init time)")
+	inits := flag.Int("inits", 0, "instead of the requests, start each binary this many times and report its init time (start to the first request for an event)")
+	functions := flag.String("functions", "put,get,reserve,release,delete", "comma-separated folders of -build to run; with -inits, any Lambda binary")
 	flag.Parse()
-	if *ddb == "" {
+	if *ddb == "" && *inits == 0 {
 		fmt.Fprintln(os.Stderr, "memprobe: no DynamoDB endpoint: pass -ddb or run under internal/dynamolocal/cmd/withdynamodb")
 		os.Exit(2)
 	}
-	if err := run(*build, *ddb, *n, *caBundle); err != nil {
+	env := []string{
+		contract.EnvDynamoDBEndpoint + "=" + *ddb,
+		contract.EnvHeartbeatMultiplier + "=3",
+		contract.EnvMaxHeartbeatSeconds + "=10",
+		contract.EnvLogLevel + "=info",
+	}
+	if *caBundle != "" {
+		env = append(env, "AWS_CA_BUNDLE="+*caBundle)
+	}
+	fns := strings.Split(*functions, ",")
+	var err error
+	if *inits > 0 {
+		err = measureInit(*build, fns, append(env, contract.EnvTable+"=memprobe"), *inits)
+	} else {
+		err = run(*build, *ddb, fns, env, *n)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "memprobe:", err)
 		os.Exit(1)
 	}
 }
 
-func run(build, ddb string, n int, caBundle string) error {
+func run(build, ddb string, fns, env []string, n int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	table := fmt.Sprintf("memprobe-%d", time.Now().UnixNano())
-	awsCfg, err := awsclient.Load(ctx)
+	awsCfg, err := awsclient.Load(ctx, true)
 	if err != nil {
 		return err
 	}
 	if err := dynamostore.EnsureTable(ctx, dynamostore.NewClient(awsCfg, ddb), table); err != nil {
 		return err
 	}
-	env := []string{
-		contract.EnvTable + "=" + table,
-		contract.EnvDynamoDBEndpoint + "=" + ddb,
-		contract.EnvHeartbeatMultiplier + "=3",
-		contract.EnvMaxHeartbeatSeconds + "=10",
-		contract.EnvLogLevel + "=info",
-	}
-	if caBundle != "" {
-		env = append(env, "AWS_CA_BUNDLE="+caBundle)
-	}
+	env = append(env, contract.EnvTable+"="+table)
 	fmt.Printf("%-8s %7s %8s %10s %10s %10s %9s %9s %8s %8s %7s  %s\n", "function", "events", "init", "init RSS", "peak RSS", "final RSS",
 		"init CPU", "CPU/req", "p50", "p99", "errors", "outcomes")
-	for _, fn := range []string{"put", "get", "reserve", "release", "delete"} {
+	for _, fn := range fns {
 		events := scenario(fn, n)
 		res, err := probe(filepath.Join(build, fn, "bootstrap"), fn, env, events)
 		if err != nil {
@@ -91,6 +107,43 @@ func run(build, ddb string, n int, caBundle string) error {
 		}
 	}
 	return nil
+}
+
+// measureInit starts each binary k times, one at a time, and prints its
+// init times: from the process's start to its first request for an event.
+func measureInit(build string, fns, env []string, k int) error {
+	fmt.Printf("%-12s %5s %9s %9s %9s %9s\n", "binary", "runs", "min", "p50", "p90", "size")
+	for _, fn := range fns {
+		bin := filepath.Join(build, fn, "bootstrap")
+		st, err := os.Stat(bin)
+		if err != nil {
+			return err
+		}
+		var times []time.Duration
+		for range k {
+			d, err := initOnce(bin, fn, env)
+			if err != nil {
+				return fmt.Errorf("%s: %w", fn, err)
+			}
+			times = append(times, d)
+		}
+		slices.Sort(times)
+		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+		fmt.Printf("%-12s %5d %6.2f ms %6.2f ms %6.2f ms %6.2f MB\n", fn, k, ms(times[0]), ms(times[len(times)/2]),
+			ms(times[len(times)*9/10]), float64(st.Size())/1e6)
+	}
+	return nil
+}
+
+func initOnce(bin, name string, env []string) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	f, err := lambdaharness.Start(bin, lambdaharness.Options{Name: "memprobe-" + name, Env: env})
+	if err != nil {
+		return 0, err
+	}
+	defer f.Stop()
+	return f.WaitInit(ctx)
 }
 
 func mib(kb int) float64 { return float64(kb) / 1024 }

@@ -39,7 +39,7 @@ func Main(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "testenv:", err)
 		return 1
 	}
-	inst, err := dynamolocal.Start(ctx, dynamolocal.Options{Dir: dir})
+	inst, err := dynamolocal.Start(ctx, dynamolocal.Options{Dir: dir, FastStart: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "testenv:", err)
 		return 1

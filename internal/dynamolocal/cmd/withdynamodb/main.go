@@ -53,7 +53,8 @@ func run(args []string, stderr io.Writer) int {
 	terminate := make(chan os.Signal, 1)
 	signal.Notify(terminate, syscall.SIGTERM)
 
-	opts := dynamolocal.Options{}
+	// Short-lived: a quick start matters more than peak throughput.
+	opts := dynamolocal.Options{FastStart: true}
 	if *logPath != "" {
 		f, err := os.OpenFile(*logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
