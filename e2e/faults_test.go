@@ -1,0 +1,281 @@
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"net/http"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+
+	"github.com/stampede-cache/stampede/internal/apimodel"
+	"github.com/stampede-cache/stampede/internal/faultproxy"
+)
+
+// faultBudget is the request budget of the server under faults: short, so
+// the faults that outlast it (delay, hang, blackhole) cost little time.
+const faultBudget = time.Second
+
+// plannedFault is the fault an operation's DynamoDB requests meet.
+type plannedFault struct {
+	label string
+	fault faultproxy.Fault
+	// every faults every DynamoDB request of the operation (the SDK's
+	// retries too), not only its first.
+	every bool
+}
+
+// faultChoices are the faults of the run: each of the issue's kinds, on the
+// first attempt (the SDK may retry past it) and, where that differs, on
+// every attempt.
+func faultChoices(budget time.Duration) []plannedFault {
+	after500 := faultproxy.DynamoDBError(http.StatusInternalServerError, "InternalServerError", "Internal server error", true)
+	return []plannedFault{
+		{label: "drop-response", fault: faultproxy.Fault{Kind: faultproxy.DropResponse}},
+		{label: "hang-response", fault: faultproxy.Fault{Kind: faultproxy.HangResponse}},
+		{label: "delay-past-budget", fault: faultproxy.Fault{Kind: faultproxy.Delay, Delay: budget + budget/2}},
+		{label: "reset", fault: faultproxy.Fault{Kind: faultproxy.Reset}},
+		{label: "reset-every", fault: faultproxy.Fault{Kind: faultproxy.Reset}, every: true},
+		{label: "blackhole", fault: faultproxy.Fault{Kind: faultproxy.Blackhole}},
+		{label: "500", fault: faultproxy.DynamoDBError(http.StatusInternalServerError, "InternalServerError", "Internal server error", false)},
+		{label: "502", fault: faultproxy.HTTPError(http.StatusBadGateway)},
+		{label: "504", fault: faultproxy.HTTPError(http.StatusGatewayTimeout)},
+		{label: "502-every", fault: faultproxy.HTTPError(http.StatusBadGateway), every: true},
+		{label: "500-after-write", fault: after500},
+		{label: "throttle-every", fault: faultproxy.Throttle(), every: true},
+	}
+}
+
+// faultPlan decides, per operation, the fault its DynamoDB requests meet,
+// as a function of the seed and the operation's tag, and applies it in the
+// proxy by the tag each DynamoDB request carries.
+type faultPlan struct {
+	rate    float64
+	choices []plannedFault
+
+	mu       sync.Mutex
+	planned  map[string]plannedFault
+	attempts map[string]int
+	injected map[string]bool
+}
+
+func newFaultPlan(rate float64, choices []plannedFault) *faultPlan {
+	return &faultPlan{rate: rate, choices: choices, planned: map[string]plannedFault{},
+		attempts: map[string]int{}, injected: map[string]bool{}}
+}
+
+// plan draws the fault of the operation tagged tag; "" for none.
+func (p *faultPlan) plan(seed uint64, tag string) string {
+	h := fnv.New64a()
+	h.Write([]byte(tag))
+	r := rand.New(rand.NewPCG(seed, h.Sum64()))
+	if r.Float64() >= p.rate {
+		return ""
+	}
+	c := p.choices[r.IntN(len(p.choices))]
+	p.mu.Lock()
+	p.planned[tag] = c
+	p.mu.Unlock()
+	return c.label
+}
+
+// wasInjected reports whether the operation's planned fault happened (an
+// operation refused before reaching DynamoDB meets none).
+func (p *faultPlan) wasInjected(tag string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.injected[tag]
+}
+
+func (p *faultPlan) rules() faultproxy.Rules {
+	return faultproxy.Rules{Request: func(r faultproxy.Request) faultproxy.Fault {
+		tag := r.Header.Get(opTagHeader)
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		c, ok := p.planned[tag]
+		if !ok {
+			return faultproxy.Fault{}
+		}
+		p.attempts[tag]++
+		if p.attempts[tag] > 1 && !c.every {
+			return faultproxy.Fault{}
+		}
+		p.injected[tag] = true
+		return c.fault
+	}}
+}
+
+// TestLinearizabilityUnderFaults is TestLinearizability with the store's
+// DynamoDB traffic through a fault proxy: each operation meets, with some
+// probability, a dropped or hung response, a delay past the request budget,
+// a reset, a blackhole, a DynamoDB 500/502/504 (before or after the write
+// took effect) or throttling. An answer of 503 (or none) may have taken
+// effect or not; writes so answered are re-sent with their Idempotency-Key;
+// every other answer must be linearizable. Then the faults stop: the server
+// must answer again by itself, and every key is read back, through the API
+// and raw from the table.
+func TestLinearizabilityUnderFaults(t *testing.T) {
+	skipOnDeployment(t)
+	total := 0
+	for _, seed := range seedsFromEnv(t, 11, 12) {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			total += faultRun(t, seed)
+		})
+	}
+	t.Logf("operations checked under faults: %d", total)
+}
+
+func faultRun(t *testing.T, seed uint64) int {
+	srv := newProofServer(t, proofOptions{proxy: true, budget: faultBudget})
+	plan := newFaultPlan(0.2, faultChoices(faultBudget))
+	srv.proxy.SetRules(plan.rules())
+	clientTimeout := 3*faultBudget + 5*time.Second
+	w := workload{
+		seed:         seed,
+		clients:      6,
+		opsPerClient: opsFromEnv(t, 160),
+		keys:         proofKeys,
+		timeout:      clientTimeout,
+		retries:      2,
+		faults:       plan,
+	}
+	begin := time.Now()
+	records := w.run(t, srv)
+	faulted := time.Since(begin)
+
+	// The faults clear: the server must recover by itself.
+	srv.proxy.Heal()
+	heal := workload{seed: seed + 1000, clients: w.clients, opsPerClient: 15, keys: proofKeys, timeout: clientTimeout, idempotencyShare: 0.5}
+	healed := heal.run(t, srv)
+	for _, r := range healed {
+		if r.out.Unknown && r.violation == nil {
+			t.Errorf("after the faults cleared: request: %s\n      got: %s\n      want: a definite answer", r.req, r.attempts[len(r.attempts)-1])
+		}
+	}
+	// Requests the proxy delayed land by now.
+	time.Sleep(2 * faultBudget)
+	final := readBack(t, srv, w.clients)
+	all := append(append(records, healed...), final...)
+	relaxed := relaxRetries(all)
+
+	reportViolations(t, all)
+	srv.reportServerChecks(t)
+	ops := history(all)
+	checkHistory(t, t.Name(), ops, time.Minute)
+	compareRaw(t, srv, final)
+
+	// Figures.
+	stats := srv.proxy.Stats()
+	t.Logf("%d operations under faults in %s, %d after; %d checked (%d retried writes checked as unknown)",
+		len(records), faulted.Round(time.Millisecond), len(healed)+len(final), len(ops), relaxed)
+	t.Logf("proxy: %s", stats)
+	first, final2 := map[string]tally{}, map[string]tally{}
+	unknown, acked := 0, 0
+	for _, r := range records {
+		if r.out.Unknown {
+			unknown++
+		}
+		if acknowledgedWrite(r) {
+			acked++
+		}
+		if r.fault == "" || !plan.wasInjected(r.tag) {
+			continue
+		}
+		if first[r.fault] == nil {
+			first[r.fault], final2[r.fault] = tally{}, tally{}
+		}
+		first[r.fault][r.attempts[0].label()]++
+		final2[r.fault][r.attempts[len(r.attempts)-1].label()]++
+	}
+	labels := make([]string, 0, len(first))
+	for l := range first {
+		labels = append(labels, l)
+	}
+	sort.Strings(labels)
+	for _, l := range labels {
+		t.Logf("fault %-18s first answer: %-40s after retries: %s", l, first[l], final2[l])
+	}
+	for _, r := range append(healed, final...) {
+		if acknowledgedWrite(r) {
+			acked++
+		}
+	}
+	t.Logf("unknown outcomes: %d; acknowledged writes: %d; keys read back: %d", unknown, acked, len(proofKeys))
+	return len(ops)
+}
+
+// acknowledgedWrite reports whether r is a write the server said it did.
+func acknowledgedWrite(r record) bool {
+	if r.out.Unknown || r.out.Status >= 300 {
+		return false
+	}
+	switch r.in.Op {
+	case apimodel.Put:
+		return true
+	case apimodel.Delete:
+		return r.out.Deleted
+	case apimodel.Reserve:
+		return r.out.Acquired
+	case apimodel.Release:
+		return r.out.Released
+	}
+	return false
+}
+
+// readBack reads every key's entry and reservation through the API, one
+// client after all others finished.
+func readBack(t *testing.T, srv *proofServer, client int) []record {
+	t.Helper()
+	var out []record
+	for _, key := range proofKeys {
+		for _, op := range []apimodel.Op{apimodel.Get, apimodel.Inspect} {
+			in := apimodel.Input{Op: op, Key: key}
+			rec := record{client: client, in: in, req: srv.request(in, "")}
+			rec.call = time.Now()
+			a := srv.send(rec.req, "", 30*time.Second)
+			rec.ret = time.Now()
+			rec.attempts = []answer{a}
+			rec.out, rec.violation = interpret(in, a, rec.call.UnixMilli(), rec.ret.UnixMilli())
+			if rec.out.Unknown {
+				t.Errorf("read back: request: %s\n      got: %s\n      want: a definite answer", rec.req, a)
+			}
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// compareRaw checks each key's final entry, as the API showed it, against
+// the item in the table.
+func compareRaw(t *testing.T, srv *proofServer, final []record) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, r := range final {
+		if r.in.Op != apimodel.Get || r.out.Unknown {
+			continue
+		}
+		item, err := srv.rawItem(ctx, r.in.Key)
+		if err != nil {
+			t.Fatalf("raw read of %q: %v", r.in.Key, err)
+		}
+		var raw struct {
+			OutputURI *string `dynamodbav:"output_uri"`
+			Version   int64   `dynamodbav:"version"`
+		}
+		if err := attributevalue.UnmarshalMap(item, &raw); err != nil {
+			t.Fatalf("raw item of %q: %v", r.in.Key, err)
+		}
+		switch {
+		case r.out.Entry == nil && raw.OutputURI != nil:
+			t.Errorf("key %q: the API answers 404 but the table holds entry %s v%d", r.in.Key, *raw.OutputURI, raw.Version)
+		case r.out.Entry != nil && (raw.OutputURI == nil || *raw.OutputURI != r.out.Entry.URI || raw.Version != r.out.Entry.Version):
+			t.Errorf("key %q: the API answers %s v%d but the table holds %v v%d", r.in.Key, r.out.Entry.URI, r.out.Entry.Version, raw.OutputURI, raw.Version)
+		}
+	}
+}

@@ -1,0 +1,72 @@
+package e2e_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// proofKeys are the keys each run contends on: a plain one, one with a
+// slash, and one that needs percent-encoding.
+var proofKeys = []string{"k0", "dir/k1", "k2 ü#%?&=+"}
+
+// TestLinearizability runs concurrent clients over the HTTP API and checks
+// every answer against the sequential model of docs/api.md (internal/apimodel)
+// with porcupine: get, put (create, overwrite, If-Match, fenced,
+// put-and-release), delete (plain and If-Match), reserve, release and
+// inspect, on keys whose reservations expire and are taken over during the
+// run. Versions and fences are checked to grow, never to take given values.
+func TestLinearizability(t *testing.T) {
+	skipOnDeployment(t)
+	total := 0
+	for _, seed := range seedsFromEnv(t, 1, 2, 3, 4) {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			srv := newProofServer(t, proofOptions{})
+			w := workload{
+				seed:             seed,
+				clients:          12,
+				opsPerClient:     opsFromEnv(t, 210),
+				keys:             proofKeys,
+				timeout:          30 * time.Second,
+				idempotencyShare: 0.5,
+			}
+			begin := time.Now()
+			records := w.run(t, srv)
+			t.Logf("%d operations by %d clients on %d keys in %s", len(records), w.clients, len(w.keys), time.Since(begin).Round(time.Millisecond))
+			answers := tally{}
+			for _, r := range records {
+				answers[string(r.in.Op)+":"+r.attempts[len(r.attempts)-1].label()]++
+				if r.out.Unknown && r.violation == nil {
+					// Nothing was faulted: a healthy server has no excuse.
+					r.violation = fmt.Errorf("unknown outcome without faults")
+					t.Errorf("request: %s\n      got: %s\n      want: a definite answer from a healthy server", r.req, r.attempts[len(r.attempts)-1])
+				}
+			}
+			t.Logf("answers: %s", answers)
+			reportViolations(t, records)
+			srv.reportServerChecks(t)
+			ops := history(records)
+			checkHistory(t, t.Name(), ops, time.Minute)
+			total += len(ops)
+		})
+	}
+	t.Logf("operations checked: %d", total)
+}
+
+// reportServerChecks fails the test with what the server-side checks saw:
+// 500 answers and leases that left already expired.
+func (s *proofServer) reportServerChecks(t *testing.T) {
+	t.Helper()
+	if r := s.internals.report(); r != "" {
+		t.Error(r)
+	}
+	s.leases.mu.Lock()
+	defer s.leases.mu.Unlock()
+	for i, e := range s.leases.expired {
+		if i == 3 {
+			t.Errorf("… %d more expired leases", len(s.leases.expired)-i)
+			break
+		}
+		t.Error(e)
+	}
+}

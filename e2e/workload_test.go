@@ -1,0 +1,350 @@
+package e2e_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+
+	"github.com/stampede-cache/stampede/internal/apimodel"
+)
+
+// workload is one seeded run: concurrent clients doing random operations on
+// a few keys of one proof server.
+type workload struct {
+	seed         uint64
+	clients      int
+	opsPerClient int
+	keys         []string
+	// timeout bounds each HTTP attempt on the client's side.
+	timeout time.Duration
+	// retries re-sends a write whose outcome is unknown, with the same
+	// Idempotency-Key, up to this many times.
+	retries int
+	// idempotencyShare is the share of writes that carry an
+	// Idempotency-Key (every retried write does).
+	idempotencyShare float64
+	// faults, when set, plans the DynamoDB faults of each operation.
+	faults *faultPlan
+}
+
+// record is one operation as it happened.
+type record struct {
+	client int
+	// tag identifies the operation to the fault plan.
+	tag string
+	in  apimodel.Input
+	out apimodel.Output
+	// call and ret bound the operation, all its attempts included.
+	call, ret time.Time
+	req       httpRequest
+	// attempts are the answers, the last one deciding.
+	attempts []answer
+	// violation is what the answer got wrong regardless of state.
+	violation error
+	// fault is the label of the fault planned for the first attempt.
+	fault string
+	// relaxed marks a retried operation whose answer the model cannot hold
+	// it to (see relaxRetries); it is checked as unknown.
+	relaxed bool
+}
+
+func (r record) isWrite() bool { return r.in.Op != apimodel.Get && r.in.Op != apimodel.Inspect }
+
+// proofClient is one client's memory: what it last saw of each key.
+type proofClient struct {
+	id       int
+	owner    string
+	rng      *rand.Rand
+	versions map[string]int64
+	fences   map[string]int64
+	n        int
+}
+
+// next draws the client's next operation.
+func (c *proofClient) next(keys []string, run string) apimodel.Input {
+	key := keys[c.rng.IntN(len(keys))]
+	in := apimodel.Input{Key: key}
+	c.n++
+	uri := fmt.Sprintf("s3://proof-outputs/%s/c%d-%d", run, c.id, c.n)
+	seen := c.versions[key]
+	if seen == 0 {
+		seen = 1
+	}
+	switch x := c.rng.IntN(100); {
+	case x < 16:
+		in.Op = apimodel.Get
+	case x < 21:
+		in.Op, in.IfNoneMatch = apimodel.Get, seen
+	case x < 29:
+		in.Op, in.URI, in.TTL = apimodel.Put, uri, c.rng.IntN(3) == 0
+	case x < 36:
+		in.Op, in.URI, in.Overwrite = apimodel.Put, uri, true
+	case x < 42:
+		in.Op, in.URI, in.IfMatch = apimodel.Put, uri, seen
+		if c.rng.IntN(5) == 0 && seen > 1 {
+			in.IfMatch = seen - 1
+		}
+	case x < 52:
+		in.Op, in.URI, in.Owner = apimodel.Put, uri, c.owner
+		in.Overwrite = c.rng.IntN(2) == 0
+		in.Release = c.rng.IntN(5) < 2
+		if c.rng.IntN(10) < 7 {
+			in.Fence = c.fences[key]
+		}
+	case x < 58:
+		in.Op = apimodel.Delete
+	case x < 62:
+		in.Op, in.IfMatch = apimodel.Delete, seen
+	case x < 77:
+		in.Op, in.Owner, in.LeaseMs = apimodel.Reserve, c.owner, proofLeaseMs
+	case x < 88:
+		in.Op, in.Owner = apimodel.Release, c.owner
+	default:
+		in.Op = apimodel.Inspect
+	}
+	return in
+}
+
+// learn remembers what an answer showed.
+func (c *proofClient) learn(in apimodel.Input, out apimodel.Output) {
+	if out.Unknown {
+		return
+	}
+	if e := out.Entry; e != nil {
+		c.versions[in.Key] = e.Version
+	}
+	if r := out.Reservation; r != nil && out.Acquired {
+		c.fences[in.Key] = r.Fence
+	}
+}
+
+// run drives the workload and returns every operation, in no order.
+func (w workload) run(t *testing.T, srv *proofServer) []record {
+	t.Helper()
+	run := fmt.Sprintf("s%d", w.seed)
+	var mu sync.Mutex
+	var records []record
+	var wg sync.WaitGroup
+	for id := range w.clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &proofClient{
+				id:       id,
+				owner:    fmt.Sprintf("owner-%d", id),
+				rng:      rand.New(rand.NewPCG(w.seed, uint64(id))),
+				versions: map[string]int64{},
+				fences:   map[string]int64{},
+			}
+			mine := make([]record, 0, w.opsPerClient)
+			for range w.opsPerClient {
+				in := c.next(w.keys, run)
+				tag := fmt.Sprintf("%s-c%d-%d", run, id, c.n)
+				rec := w.do(srv, c, in, tag)
+				c.learn(rec.in, rec.out)
+				mine = append(mine, rec)
+			}
+			mu.Lock()
+			records = append(records, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return records
+}
+
+// do performs one operation, retrying an unknown write with the same
+// Idempotency-Key.
+func (w workload) do(srv *proofServer, c *proofClient, in apimodel.Input, tag string) record {
+	rec := record{client: c.id, tag: tag, in: in}
+	idem := ""
+	if in.Op != apimodel.Get && in.Op != apimodel.Inspect && (w.retries > 0 || c.rng.Float64() < w.idempotencyShare) {
+		idem = "proof-" + tag
+	}
+	rec.req = srv.request(in, idem)
+	if w.faults != nil {
+		rec.fault = w.faults.plan(w.seed, tag)
+	}
+	rec.call = time.Now()
+	callMs := rec.call.UnixMilli()
+	for attempt := 0; ; attempt++ {
+		attemptTag := tag
+		if attempt > 0 {
+			// Faults are planned for the first attempt only.
+			attemptTag = fmt.Sprintf("%s-retry%d", tag, attempt)
+			time.Sleep(time.Duration(20*attempt) * time.Millisecond)
+		}
+		a := srv.send(rec.req, attemptTag, w.timeout)
+		rec.ret = time.Now()
+		rec.attempts = append(rec.attempts, a)
+		rec.out, rec.violation = interpret(in, a, callMs, rec.ret.UnixMilli())
+		if !rec.out.Unknown || idem == "" || attempt >= w.retries || rec.violation != nil {
+			return rec
+		}
+	}
+}
+
+// relaxRetries marks retried operations the model cannot hold to their
+// answer. An Idempotency-Key answers what the first successful attempt
+// earned only while the key has seen at most 3 other successful writes
+// since (CONTRACT.md); when more than 3 other writes of the key overlap a
+// retried operation, its answer may belong to a fresh application, so it is
+// checked as unknown (it may or may not have taken effect).
+func relaxRetries(records []record) int {
+	byKey := map[string][]int{}
+	for i, r := range records {
+		if r.isWrite() {
+			byKey[r.in.Key] = append(byKey[r.in.Key], i)
+		}
+	}
+	relaxed := 0
+	for i := range records {
+		r := &records[i]
+		if len(r.attempts) < 2 || r.out.Unknown {
+			continue
+		}
+		overlapping := 0
+		for _, j := range byKey[r.in.Key] {
+			o := records[j]
+			if j != i && o.call.Before(r.ret) && o.ret.After(r.call) {
+				overlapping++
+			}
+		}
+		if overlapping > 3 {
+			r.relaxed = true
+			r.out = apimodel.Output{Unknown: true, Status: r.out.Status, ReturnMs: r.ret.UnixMilli()}
+			relaxed++
+		}
+	}
+	return relaxed
+}
+
+// history turns records into porcupine's history. Reads whose outcome is
+// unknown are left out (they change nothing); writes whose outcome is
+// unknown stay pending to the end, since they may take effect at any time.
+func history(records []record) []porcupine.Operation {
+	sort.Slice(records, func(i, j int) bool { return records[i].call.Before(records[j].call) })
+	var start, end time.Time
+	for i, r := range records {
+		if i == 0 || r.call.Before(start) {
+			start = r.call
+		}
+		if r.ret.After(end) {
+			end = r.ret
+		}
+	}
+	ops := make([]porcupine.Operation, 0, len(records))
+	for i, r := range records {
+		if r.out.Unknown && !r.isWrite() {
+			continue
+		}
+		op := porcupine.Operation{
+			ClientId: r.client,
+			Input:    r.in,
+			Call:     r.call.Sub(start).Nanoseconds(),
+			Output:   r.out,
+			Return:   r.ret.Sub(start).Nanoseconds(),
+			Metadata: i,
+		}
+		op.Input = withCall(r.in, r.call)
+		if r.out.Unknown {
+			op.Return = end.Sub(start).Nanoseconds() + 1
+		}
+		ops = append(ops, op)
+	}
+	return ops
+}
+
+func withCall(in apimodel.Input, call time.Time) apimodel.Input {
+	in.CallMs = call.UnixMilli()
+	return in
+}
+
+// tally counts answers by operation and status.
+type tally map[string]int
+
+func (t tally) String() string {
+	keys := make([]string, 0, len(t))
+	for k := range t {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%d", k, t[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+// violations fails the test with every answer that broke the contract
+// regardless of state, grouped by kind, with one example each.
+func reportViolations(t *testing.T, records []record) {
+	t.Helper()
+	type group struct {
+		n       int
+		example string
+	}
+	groups := map[string]*group{}
+	for _, r := range records {
+		if r.violation == nil {
+			continue
+		}
+		kind := string(r.in.Op) + ": " + r.violation.Error()
+		if i := strings.IndexAny(kind, "0123456789{\""); i > 0 && len(kind) > 80 {
+			kind = kind[:i]
+		}
+		g := groups[kind]
+		if g == nil {
+			g = &group{example: fmt.Sprintf("request: %s\n      got: %s\n      wrong: %v", r.req, r.attempts[len(r.attempts)-1], r.violation)}
+			groups[kind] = g
+		}
+		g.n++
+	}
+	kinds := make([]string, 0, len(groups))
+	for k := range groups {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		t.Errorf("%d answers broke docs/api.md (%s); e.g.\n      %s", groups[k].n, k, groups[k].example)
+	}
+}
+
+// seedsFromEnv returns the seeds of STAMPEDE_PROOF_SEEDS (comma-separated)
+// or the defaults.
+func seedsFromEnv(t *testing.T, defaults ...uint64) []uint64 {
+	v := os.Getenv("STAMPEDE_PROOF_SEEDS")
+	if v == "" {
+		return defaults
+	}
+	var seeds []uint64
+	for _, s := range strings.Split(v, ",") {
+		n, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64)
+		if err != nil {
+			t.Fatalf("STAMPEDE_PROOF_SEEDS: %v", err)
+		}
+		seeds = append(seeds, n)
+	}
+	return seeds
+}
+
+// opsFromEnv returns STAMPEDE_PROOF_OPS (operations per client) or def.
+func opsFromEnv(t *testing.T, def int) int {
+	v := os.Getenv("STAMPEDE_PROOF_OPS")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("STAMPEDE_PROOF_OPS: want a positive integer, got %q", v)
+	}
+	return n
+}
