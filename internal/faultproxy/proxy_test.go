@@ -101,7 +101,9 @@ func TestRequestFaults(t *testing.T) {
 	}{
 		{name: "none", timeout: 10 * time.Second, status: 200, body: "echo:x", forwarded: 1},
 		{name: "drop response", fault: faultproxy.Fault{Kind: faultproxy.DropResponse}, timeout: 10 * time.Second,
-			wantErr: func(err error) bool { return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "EOF") }, forwarded: 1},
+			wantErr: func(err error) bool {
+				return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "EOF")
+			}, forwarded: 1},
 		{name: "hang response", fault: faultproxy.Fault{Kind: faultproxy.HangResponse}, timeout: silent,
 			wantErr: isDeadline, forwarded: 1},
 		{name: "delay past the deadline", fault: faultproxy.Fault{Kind: faultproxy.Delay, Delay: time.Second}, timeout: silent,
@@ -186,7 +188,9 @@ func TestConnectionFaults(t *testing.T) {
 		wantErr func(error) bool
 	}{
 		{"reset at accept", faultproxy.Fault{Kind: faultproxy.Reset}, 10 * time.Second,
-			func(err error) bool { return errors.Is(err, syscall.ECONNRESET) || strings.Contains(err.Error(), "EOF") }},
+			func(err error) bool {
+				return errors.Is(err, syscall.ECONNRESET) || strings.Contains(err.Error(), "EOF")
+			}},
 		{"blackhole at accept", faultproxy.Fault{Kind: faultproxy.Blackhole}, 300 * time.Millisecond, isDeadline},
 	}
 	for _, tt := range tests {
