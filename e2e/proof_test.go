@@ -26,6 +26,7 @@ import (
 
 	"github.com/anishathalye/porcupine"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go/middleware"
@@ -39,11 +40,11 @@ import (
 	"github.com/stampede-cache/stampede/internal/transport"
 )
 
-// Leases in the proof: a one-second heartbeat (the clamp) times two, short
-// enough that reservations expire and are taken over during a run.
+// Leases in the proof: a one-second heartbeat (the clamp) times three,
+// short enough that reservations expire and are taken over during a run.
 const (
 	proofHeartbeat  = time.Second
-	proofMultiplier = 2
+	proofMultiplier = 3
 	proofLeaseMs    = int64(proofHeartbeat/time.Millisecond) * proofMultiplier
 	proofProject    = "proof"
 	// opTagHeader carries an operation's identity from the test client,
@@ -105,6 +106,12 @@ func newProofServer(t *testing.T, opts proofOptions) *proofServer {
 		storeClient, _ = testenv.Client(t, func(o *dynamodb.Options) {
 			o.BaseEndpoint = aws.String(proxy.URL())
 			o.APIOptions = append(o.APIOptions, tagDynamoDBRequests)
+			// As docs/reliability.md describes the service's client: three
+			// attempts, backoff at most a second.
+			o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+				so.MaxAttempts = 3
+				so.MaxBackoff = time.Second
+			})
 		})
 	}
 	mgr, err := manager.New(dynamostore.New(storeClient, table), manager.Config{
@@ -117,7 +124,11 @@ func newProofServer(t *testing.T, opts proofOptions) *proofServer {
 	internals := &internalLog{}
 	leases := &leaseCheck{}
 	router := transport.NewRouter(mgr, transport.Options{Log: slog.New(internals), Budget: opts.budget})
-	srv := httptest.NewServer(leases.wrap(tagContext(router)))
+	// As `stampede serve` runs it: the HTTP server's own plain-text errors
+	// rewritten as JSON.
+	srv := httptest.NewUnstartedServer(leases.wrap(tagContext(router)))
+	srv.Listener = transport.JSONErrors(srv.Listener)
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return &proofServer{
 		t:      t,
@@ -354,6 +365,8 @@ type answer struct {
 	header http.Header
 	body   []byte
 	err    error
+	// sent and got bound the exchange.
+	sent, got time.Time
 }
 
 func (a answer) String() string {
@@ -373,11 +386,18 @@ func (a answer) label() string {
 
 // send sends r within timeout, tagged with tag.
 func (s *proofServer) send(r httpRequest, tag string, timeout time.Duration) answer {
+	a := answer{sent: time.Now()}
+	a.status, a.header, a.body, a.err = s.exchange(r, tag, timeout)
+	a.got = time.Now()
+	return a
+}
+
+func (s *proofServer) exchange(r httpRequest, tag string, timeout time.Duration) (int, http.Header, []byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, r.method, s.url+r.path, strings.NewReader(r.body))
 	if err != nil {
-		return answer{err: err}
+		return 0, nil, nil, err
 	}
 	req.Header = r.header.Clone()
 	if tag != "" {
@@ -385,14 +405,14 @@ func (s *proofServer) send(r httpRequest, tag string, timeout time.Duration) ans
 	}
 	resp, err := s.http.Do(req)
 	if err != nil {
-		return answer{err: err}
+		return 0, nil, nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return answer{err: err}
+		return 0, nil, nil, err
 	}
-	return answer{status: resp.StatusCode, header: resp.Header, body: body}
+	return resp.StatusCode, resp.Header, body, nil
 }
 
 // JSON shapes of answers.
@@ -687,6 +707,12 @@ func (s *proofServer) rawItem(ctx context.Context, key string) (map[string]types
 func checkHistory(t *testing.T, name string, history []porcupine.Operation, timeout time.Duration) {
 	t.Helper()
 	model := apimodel.Model()
+	model.DescribeOperationMetadata = func(info interface{}) string {
+		if m, ok := info.(*opMeta); ok {
+			return m.text
+		}
+		return ""
+	}
 	start := time.Now()
 	res, info := porcupine.CheckOperationsVerbose(model, history, timeout)
 	t.Logf("%s: porcupine checked %d operations in %s: %s", name, len(history), time.Since(start).Round(time.Millisecond), res)
@@ -701,11 +727,39 @@ func checkHistory(t *testing.T, name string, history []porcupine.Operation, time
 	if err := porcupine.VisualizePath(model, info, file); err != nil {
 		t.Errorf("write the visualization: %v", err)
 	}
+	listing := filepath.Join(dir, sanitizeName(name)+".txt")
+	if err := os.WriteFile(listing, []byte(listHistory(history)), 0o644); err != nil {
+		t.Errorf("write the history: %v", err)
+	}
 	if res == porcupine.Unknown {
-		t.Errorf("%s: porcupine could not decide within %s (not proven); visualization: %s", name, timeout, file)
+		t.Errorf("%s: porcupine could not decide within %s (not proven); visualization: %s, history: %s", name, timeout, file, listing)
 		return
 	}
-	t.Errorf("%s: the history is not linearizable; visualization: %s\n%s", name, file, explain(history, info))
+	t.Errorf("%s: the history is not linearizable; visualization: %s, history: %s\n%s", name, file, listing, explain(history, info))
+}
+
+// opMeta identifies an operation of a history and carries its HTTP
+// exchange, for the visualization and the listing.
+type opMeta struct{ text string }
+
+// listHistory lists a history key by key, in call order, with each
+// operation's HTTP exchange.
+func listHistory(history []porcupine.Operation) string {
+	var b strings.Builder
+	for _, part := range apimodel.PartitionByKey(history) {
+		part = append([]porcupine.Operation(nil), part...)
+		sort.Slice(part, func(i, j int) bool { return part[i].Call < part[j].Call })
+		fmt.Fprintf(&b, "key %q\n", part[0].Input.(apimodel.Input).Key)
+		for _, op := range part {
+			in, out := op.Input.(apimodel.Input), op.Output.(apimodel.Output)
+			fmt.Fprintf(&b, "  client %2d [%8.1f ms, %8.1f ms] now in [%d, %d] %s\n", op.ClientId, float64(op.Call)/1e6, float64(op.Return)/1e6,
+				in.CallMs, out.ReturnMs, apimodel.Describe(in, out))
+			if m, ok := op.Metadata.(*opMeta); ok {
+				fmt.Fprintf(&b, "      %s\n", strings.ReplaceAll(m.text, "\n", "\n      "))
+			}
+		}
+	}
+	return b.String()
 }
 
 func sanitizeName(s string) string {

@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"sort"
 	"strconv"
@@ -183,54 +184,72 @@ func (w workload) do(srv *proofServer, c *proofClient, in apimodel.Input, tag st
 			time.Sleep(time.Duration(20*attempt) * time.Millisecond)
 		}
 		a := srv.send(rec.req, attemptTag, w.timeout)
-		rec.ret = time.Now()
+		rec.ret = a.got
 		rec.attempts = append(rec.attempts, a)
 		rec.out, rec.violation = interpret(in, a, callMs, rec.ret.UnixMilli())
+		if attempt > 0 && !rec.out.Unknown && rec.out.Status == http.StatusTooManyRequests {
+			// The retry was throttled, but an earlier attempt may have
+			// landed.
+			rec.out.Unknown = true
+		}
 		if !rec.out.Unknown || idem == "" || attempt >= w.retries || rec.violation != nil {
 			return rec
 		}
 	}
 }
 
-// relaxRetries marks retried operations the model cannot hold to their
+// relaxRetries splits retried operations the model cannot hold to their
 // answer. An Idempotency-Key answers what the first successful attempt
 // earned only while the key has seen at most 3 other successful writes
-// since (CONTRACT.md); when more than 3 other writes of the key overlap a
-// retried operation, its answer may belong to a fresh application, so it is
-// checked as unknown (it may or may not have taken effect).
-func relaxRetries(records []record) int {
+// since (CONTRACT.md); after more, a re-sent request is judged afresh, so
+// each attempt may have taken effect on its own. When more than 3 other
+// writes of the key overlap a retried operation, each of its attempts is
+// checked as a separate operation of unknown outcome. It returns the
+// records and the number of operations split.
+func relaxRetries(records []record) ([]record, int) {
 	byKey := map[string][]int{}
 	for i, r := range records {
 		if r.isWrite() {
 			byKey[r.in.Key] = append(byKey[r.in.Key], i)
 		}
 	}
+	var out []record
 	relaxed := 0
-	for i := range records {
-		r := &records[i]
-		if len(r.attempts) < 2 || r.out.Unknown {
-			continue
-		}
+	for i, r := range records {
 		overlapping := 0
-		for _, j := range byKey[r.in.Key] {
-			o := records[j]
-			if j != i && o.call.Before(r.ret) && o.ret.After(r.call) {
-				overlapping++
+		if len(r.attempts) > 1 {
+			for _, j := range byKey[r.in.Key] {
+				o := records[j]
+				if j != i && o.call.Before(r.ret) && o.ret.After(r.call) {
+					overlapping++
+				}
 			}
 		}
-		if overlapping > 3 {
-			r.relaxed = true
-			r.out = apimodel.Output{Unknown: true, Status: r.out.Status, ReturnMs: r.ret.UnixMilli()}
-			relaxed++
+		if overlapping <= 3 {
+			out = append(out, r)
+			continue
+		}
+		relaxed++
+		for _, a := range r.attempts {
+			part := r
+			part.relaxed = true
+			part.call, part.ret = a.sent, a.got
+			part.attempts = []answer{a}
+			part.out = apimodel.Output{Unknown: true, Status: a.status, ReturnMs: a.got.UnixMilli()}
+			if a.err != nil {
+				part.out.ReturnMs = 1 << 62
+			}
+			out = append(out, part)
 		}
 	}
-	return relaxed
+	return out, relaxed
 }
 
 // history turns records into porcupine's history. Reads whose outcome is
-// unknown are left out (they change nothing); writes whose outcome is
-// unknown stay pending to the end, since they may take effect at any time.
-func history(records []record) []porcupine.Operation {
+// unknown are left out (they change nothing); a write whose outcome is
+// unknown may take effect until settle after its last answer (a request
+// the network delayed lands late), so it stays pending until then.
+func history(records []record, settle time.Duration) []porcupine.Operation {
 	sort.Slice(records, func(i, j int) bool { return records[i].call.Before(records[j].call) })
 	var start, end time.Time
 	for i, r := range records {
@@ -242,25 +261,46 @@ func history(records []record) []porcupine.Operation {
 		}
 	}
 	ops := make([]porcupine.Operation, 0, len(records))
-	for i, r := range records {
+	for _, r := range records {
 		if r.out.Unknown && !r.isWrite() {
 			continue
 		}
 		op := porcupine.Operation{
 			ClientId: r.client,
-			Input:    r.in,
+			Input:    withCall(r.in, r.call),
 			Call:     r.call.Sub(start).Nanoseconds(),
 			Output:   r.out,
 			Return:   r.ret.Sub(start).Nanoseconds(),
-			Metadata: i,
+			Metadata: &opMeta{text: r.exchange()},
 		}
-		op.Input = withCall(r.in, r.call)
 		if r.out.Unknown {
-			op.Return = end.Sub(start).Nanoseconds() + 1
+			pending := end
+			if last := r.attempts[len(r.attempts)-1]; last.err == nil && r.ret.Add(settle).Before(end) {
+				// The server answered: its requests are out by now, and
+				// land within settle.
+				pending = r.ret.Add(settle)
+			}
+			op.Return = pending.Sub(start).Nanoseconds() + 1
 		}
 		ops = append(ops, op)
 	}
 	return ops
+}
+
+// exchange renders the operation's request and answers.
+func (r record) exchange() string {
+	var b strings.Builder
+	b.WriteString(r.req.String())
+	for _, a := range r.attempts {
+		fmt.Fprintf(&b, "\n→ %s", abbreviate(a.String()))
+	}
+	if r.fault != "" {
+		fmt.Fprintf(&b, "\n(fault planned: %s)", r.fault)
+	}
+	if r.relaxed {
+		b.WriteString("\n(checked as unknown: more than 3 other writes overlapped its retries)")
+	}
+	return b.String()
 }
 
 func withCall(in apimodel.Input, call time.Time) apimodel.Input {

@@ -198,6 +198,16 @@ func TestModel(t *testing.T) {
 			pending(0, 0, 10, reserve("o1"), 503),
 			op(1, 20, 30, reserve("o2"), apimodel.Output{Status: 200, Reservation: &apimodel.Reservation{Owner: "o1", Fence: 900, ExpiresMs: 9000}}),
 		}, false},
+		{"a throttled write changed nothing", []porcupine.Operation{
+			op(0, 0, 10, put("a"), entry(201, "a", 1000)),
+			op(1, 20, 30, overwrite("b"), apimodel.Output{Status: 429}),
+			op(0, 40, 50, get, entry(200, "a", 1000)),
+		}, true},
+		{"a throttled write took effect", []porcupine.Operation{
+			op(0, 0, 10, put("a"), entry(201, "a", 1000)),
+			op(1, 20, 30, overwrite("b"), apimodel.Output{Status: 429}),
+			op(0, 40, 50, get, entry(200, "b", 1001)),
+		}, false},
 		{"keys are independent", []porcupine.Operation{
 			op(0, 0, 10, apimodel.Input{Op: apimodel.Put, Key: "x", URI: "a"}, entry(201, "a", 1000)),
 			op(1, 20, 30, apimodel.Input{Op: apimodel.Put, Key: "y", URI: "b"}, entry(201, "b", 1000)),

@@ -19,6 +19,10 @@ func Step(s State, in Input, out Output) []State {
 		// A read changes nothing, whatever became of it.
 		return []State{s}
 	}
+	if !out.Unknown && out.Status == http.StatusTooManyRequests {
+		// Throttled: nothing happened (docs/reliability.md).
+		return []State{s}
+	}
 	switch in.Op {
 	case Get:
 		return stepGet(s, in, out)

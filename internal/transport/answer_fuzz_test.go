@@ -57,9 +57,11 @@ type lastErrors struct {
 	lines []string
 }
 
-func (l *lastErrors) Enabled(_ context.Context, level slog.Level) bool { return level >= slog.LevelError }
-func (l *lastErrors) WithAttrs([]slog.Attr) slog.Handler               { return l }
-func (l *lastErrors) WithGroup(string) slog.Handler                    { return l }
+func (l *lastErrors) Enabled(_ context.Context, level slog.Level) bool {
+	return level >= slog.LevelError
+}
+func (l *lastErrors) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *lastErrors) WithGroup(string) slog.Handler      { return l }
 
 func (l *lastErrors) Handle(_ context.Context, r slog.Record) error {
 	var b strings.Builder
