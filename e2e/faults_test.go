@@ -118,6 +118,81 @@ func (p *faultPlan) rules() faultproxy.Rules {
 	}}
 }
 
+// landings records, per request tag, what the proxy forwarded to DynamoDB
+// and when DynamoDB had answered it: a write whose answer was lost took
+// effect, if at all, before DynamoDB answered its last request, and not at
+// all if none of its requests got through.
+type landings struct {
+	mu   sync.Mutex
+	tags map[string]*landing
+}
+
+type landing struct {
+	forwarded, served int
+	last              time.Time
+}
+
+func newLandings() *landings { return &landings{tags: map[string]*landing{}} }
+
+func (l *landings) get(r faultproxy.Request) *landing {
+	tag := r.Header.Get(opTagHeader)
+	x := l.tags[tag]
+	if x == nil {
+		x = &landing{}
+		l.tags[tag] = x
+	}
+	return x
+}
+
+func (l *landings) forwarded(r faultproxy.Request) {
+	l.mu.Lock()
+	l.get(r).forwarded++
+	l.mu.Unlock()
+}
+
+func (l *landings) served(r faultproxy.Request, _ int) {
+	l.mu.Lock()
+	x := l.get(r)
+	x.served++
+	x.last = time.Now()
+	l.mu.Unlock()
+}
+
+// bound narrows each unknown outcome by what the proxy saw of its
+// attempts, once every request has settled. Only attempts the server
+// answered count: by then it sends nothing more for them.
+func (l *landings) bound(records []record) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := range records {
+		r := &records[i]
+		if !r.out.Unknown {
+			continue
+		}
+		forwarded, last, known := 0, time.Time{}, true
+		for _, a := range r.attempts {
+			x := l.tags[a.tag]
+			if a.err != nil || a.tag == "" || x != nil && x.served < x.forwarded {
+				known = false
+				break
+			}
+			if x != nil {
+				forwarded += x.forwarded
+				if x.last.After(last) {
+					last = x.last
+				}
+			}
+		}
+		switch {
+		case !known:
+		case forwarded == 0:
+			r.noEffect = true
+		default:
+			r.landedBy = last
+		}
+	}
+}
+
 // TestLinearizabilityUnderFaults is TestLinearizability with the store's
 // DynamoDB traffic through a fault proxy: each operation meets, with some
 // probability, a dropped or hung response, a delay past the request budget,
@@ -139,7 +214,8 @@ func TestLinearizabilityUnderFaults(t *testing.T) {
 }
 
 func faultRun(t *testing.T, seed uint64) int {
-	srv := newProofServer(t, proofOptions{proxy: true, budget: faultBudget})
+	seen := newLandings()
+	srv := newProofServer(t, proofOptions{proxy: true, budget: faultBudget, landings: seen})
 	plan := newFaultPlan(0.2, faultChoices(faultBudget))
 	srv.proxy.SetRules(plan.rules())
 	clientTimeout := 3*faultBudget + 5*time.Second
@@ -169,6 +245,7 @@ func faultRun(t *testing.T, seed uint64) int {
 	time.Sleep(2 * faultBudget)
 	final := readBack(t, srv, w.clients)
 	all, relaxed := relaxRetries(append(append(records, healed...), final...))
+	seen.bound(all)
 
 	reportViolations(t, all)
 	srv.reportServerChecks(t)

@@ -70,6 +70,8 @@ type proofOptions struct {
 	proxy bool
 	// budget is the transport's request budget; zero is its default.
 	budget time.Duration
+	// landings, when set, observes the requests the proxy forwards.
+	landings *landings
 }
 
 // proofServer is the API under proof.
@@ -98,7 +100,11 @@ func newProofServer(t *testing.T, opts proofOptions) *proofServer {
 	var proxy *faultproxy.Proxy
 	if opts.proxy {
 		var err error
-		proxy, err = faultproxy.Start(testenv.Endpoint(t), faultproxy.Options{})
+		var popts faultproxy.Options
+		if l := opts.landings; l != nil {
+			popts.OnForward, popts.OnServed = l.forwarded, l.served
+		}
+		proxy, err = faultproxy.Start(testenv.Endpoint(t), popts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -367,6 +373,8 @@ type answer struct {
 	err    error
 	// sent and got bound the exchange.
 	sent, got time.Time
+	// tag identifies the attempt to the proxy.
+	tag string
 }
 
 func (a answer) String() string {
@@ -386,7 +394,7 @@ func (a answer) label() string {
 
 // send sends r within timeout, tagged with tag.
 func (s *proofServer) send(r httpRequest, tag string, timeout time.Duration) answer {
-	a := answer{sent: time.Now()}
+	a := answer{sent: time.Now(), tag: tag}
 	a.status, a.header, a.body, a.err = s.exchange(r, tag, timeout)
 	a.got = time.Now()
 	return a
@@ -731,6 +739,9 @@ func checkHistory(t *testing.T, name string, history []porcupine.Operation, time
 	if err := os.WriteFile(listing, []byte(listHistory(history)), 0o644); err != nil {
 		t.Errorf("write the history: %v", err)
 	}
+	if err := saveHistory(filepath.Join(dir, sanitizeName(name)+".json"), history); err != nil {
+		t.Errorf("save the history: %v", err)
+	}
 	if res == porcupine.Unknown {
 		t.Errorf("%s: porcupine could not decide within %s (not proven); visualization: %s, history: %s", name, timeout, file, listing)
 		return
@@ -741,6 +752,53 @@ func checkHistory(t *testing.T, name string, history []porcupine.Operation, time
 // opMeta identifies an operation of a history and carries its HTTP
 // exchange, for the visualization and the listing.
 type opMeta struct{ text string }
+
+// savedOp is an operation of a saved history (STAMPEDE_PROOF_HISTORY).
+type savedOp struct {
+	Client       int
+	Input        apimodel.Input
+	Output       apimodel.Output
+	Call, Return int64
+	Exchange     string
+}
+
+// saveHistory writes a history as JSON, for TestSavedHistory to check again.
+func saveHistory(path string, history []porcupine.Operation) error {
+	ops := make([]savedOp, len(history))
+	for i, op := range history {
+		ops[i] = savedOp{Client: op.ClientId, Input: op.Input.(apimodel.Input), Output: op.Output.(apimodel.Output), Call: op.Call, Return: op.Return}
+		if m, ok := op.Metadata.(*opMeta); ok {
+			ops[i].Exchange = m.text
+		}
+	}
+	data, err := json.Marshal(ops)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o644)
+}
+
+// TestSavedHistory checks again a history a failed run saved: set
+// STAMPEDE_PROOF_HISTORY to its .json file.
+func TestSavedHistory(t *testing.T) {
+	path := os.Getenv("STAMPEDE_PROOF_HISTORY")
+	if path == "" {
+		t.Skip("set STAMPEDE_PROOF_HISTORY to a history a failed run saved")
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops []savedOp
+	if err := json.Unmarshal(data, &ops); err != nil {
+		t.Fatal(err)
+	}
+	history := make([]porcupine.Operation, len(ops))
+	for i, op := range ops {
+		history[i] = porcupine.Operation{ClientId: op.Client, Input: op.Input, Output: op.Output, Call: op.Call, Return: op.Return, Metadata: &opMeta{text: op.Exchange}}
+	}
+	checkHistory(t, "saved", history, 10*time.Minute)
+}
 
 // listHistory lists a history key by key, in call order, with each
 // operation's HTTP exchange.

@@ -55,6 +55,11 @@ type record struct {
 	// relaxed marks a retried operation whose answer the model cannot hold
 	// it to (see relaxRetries); it is checked as unknown.
 	relaxed bool
+	// For an unknown outcome, what the proxy saw (see landings.bound):
+	// noEffect says none of its requests reached DynamoDB; landedBy, when
+	// set, is when DynamoDB had answered all that did.
+	noEffect bool
+	landedBy time.Time
 }
 
 func (r record) isWrite() bool { return r.in.Op != apimodel.Get && r.in.Op != apimodel.Inspect }
@@ -262,7 +267,7 @@ func history(records []record, settle time.Duration) []porcupine.Operation {
 	}
 	ops := make([]porcupine.Operation, 0, len(records))
 	for _, r := range records {
-		if r.out.Unknown && !r.isWrite() {
+		if r.out.Unknown && (!r.isWrite() || r.noEffect) {
 			continue
 		}
 		op := porcupine.Operation{
@@ -275,12 +280,15 @@ func history(records []record, settle time.Duration) []porcupine.Operation {
 		}
 		if r.out.Unknown {
 			pending := end
-			if last := r.attempts[len(r.attempts)-1]; last.err == nil && r.ret.Add(settle).Before(end) {
+			switch last := r.attempts[len(r.attempts)-1]; {
+			case !r.landedBy.IsZero():
+				pending = r.landedBy
+			case last.err == nil && r.ret.Add(settle).Before(end):
 				// The server answered: its requests are out by now, and
 				// land within settle.
 				pending = r.ret.Add(settle)
 			}
-			op.Return = pending.Sub(start).Nanoseconds() + 1
+			op.Return = max(pending.Sub(start).Nanoseconds()+1, op.Return)
 		}
 		ops = append(ops, op)
 	}

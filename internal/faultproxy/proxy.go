@@ -35,6 +35,14 @@ type Options struct {
 	MaxConns int
 	// MaxDelay caps a Delay fault. Zero means DefaultMaxDelay.
 	MaxDelay time.Duration
+	// OnForward, when set, is called just before a request is written to
+	// the server, and OnServed once the server's whole answer to it has
+	// been read, whatever the fault then does with that answer: a request
+	// took effect, if at all, before OnServed. A test uses them to bound
+	// when a request whose answer was lost can have landed. Both are called
+	// from many goroutines and survive SetRules and Heal.
+	OnForward func(r Request)
+	OnServed  func(r Request, status int)
 }
 
 // Stats counts what a proxy did.
@@ -290,9 +298,9 @@ func (c *conn) next(n int64) bool {
 		return false
 	}
 	seq := p.requests.Add(1) - 1
+	info := Request{Seq: seq, Conn: n, Method: req.Method, Path: req.URL.Path, Header: req.Header.Clone()}
 	f := Fault{}
 	if rules := p.rules.Load(); rules.Request != nil {
-		info := Request{Seq: seq, Conn: n, Method: req.Method, Path: req.URL.Path, Header: req.Header.Clone()}
 		f = p.decide(func() Fault { return rules.Request(info) })
 	}
 	switch f.Kind {
@@ -314,7 +322,7 @@ func (c *conn) next(n int64) bool {
 			return false
 		}
 	}
-	resp, body, err := c.forward(req)
+	resp, body, err := c.forward(req, info)
 	if err != nil {
 		return false
 	}
@@ -337,7 +345,7 @@ func (c *conn) next(n int64) bool {
 }
 
 // forward sends req to the server and reads its whole answer.
-func (c *conn) forward(req *http.Request) (*http.Response, []byte, error) {
+func (c *conn) forward(req *http.Request, info Request) (*http.Response, []byte, error) {
 	if c.server == nil {
 		s, err := net.DialTimeout("tcp", c.p.target, dialTimeout)
 		if err != nil {
@@ -349,6 +357,9 @@ func (c *conn) forward(req *http.Request) (*http.Response, []byte, error) {
 		}
 		c.server, c.out = s, bufio.NewReader(s)
 	}
+	if on := c.p.opts.OnForward; on != nil {
+		on(info)
+	}
 	if err := req.Write(c.server); err != nil {
 		return nil, nil, err
 	}
@@ -359,6 +370,9 @@ func (c *conn) forward(req *http.Request) (*http.Response, []byte, error) {
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if on := c.p.opts.OnServed; on != nil && err == nil {
+		on(info, resp.StatusCode)
+	}
 	return resp, body, err
 }
 

@@ -120,7 +120,15 @@ func TestRequestFaults(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			up := newUpstream(t)
-			p := start(t, up.URL, faultproxy.Options{})
+			var forwarded, served atomic.Int64
+			p := start(t, up.URL, faultproxy.Options{
+				OnForward: func(faultproxy.Request) { forwarded.Add(1) },
+				OnServed: func(_ faultproxy.Request, status int) {
+					if status == http.StatusOK {
+						served.Add(1)
+					}
+				},
+			})
 			p.SetRules(only(tt.fault))
 			client := &http.Client{Transport: &http.Transport{}}
 			defer client.CloseIdleConnections()
@@ -147,16 +155,21 @@ func TestRequestFaults(t *testing.T) {
 				t.Errorf("upstream saw %d requests, want %d", got, tt.forwarded+1)
 			}
 			st := p.Stats()
-			if want := int64(0); tt.fault.Kind != faultproxy.None {
-				want = 1
-				if st.Injected[tt.fault.Label()] != 1 {
-					t.Errorf("stats %v: want one %s", st, tt.fault.Label())
-				}
-			} else if st.Total() != want {
+			switch {
+			case tt.fault.Kind == faultproxy.None && st.Total() != 0:
 				t.Errorf("stats %v: want no faults", st)
+			case tt.fault.Kind != faultproxy.None && (st.Total() != 1 || st.Injected[tt.fault.Label()] != 1):
+				t.Errorf("stats %v: want one %s", st, tt.fault.Label())
 			}
 			if st.Requests != 2 || st.Forwarded != tt.forwarded+1 {
 				t.Errorf("stats %v: want 2 requests, %d forwarded", st, tt.forwarded+1)
+			}
+			// A delayed request's answer may still be on its way back.
+			for deadline := time.Now().Add(10 * time.Second); served.Load() < tt.forwarded+1 && time.Now().Before(deadline); {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if forwarded.Load() != tt.forwarded+1 || served.Load() != tt.forwarded+1 {
+				t.Errorf("OnForward saw %d requests, OnServed %d; want %d each", forwarded.Load(), served.Load(), tt.forwarded+1)
 			}
 		})
 	}
