@@ -244,7 +244,7 @@ func faultRun(t *testing.T, seed uint64) int {
 	// Requests the proxy delayed land by now.
 	time.Sleep(2 * faultBudget)
 	final := readBack(t, srv, w.clients)
-	all, relaxed := relaxRetries(append(append(records, healed...), final...))
+	all, relaxed := splitRetries(append(append(records, healed...), final...))
 	seen.bound(all)
 
 	reportViolations(t, all)
@@ -259,6 +259,8 @@ func faultRun(t *testing.T, seed uint64) int {
 		len(records), faulted.Round(time.Millisecond), len(healed)+len(final), len(ops), relaxed)
 	t.Logf("proxy: %s", stats)
 	first, final2 := map[string]tally{}, map[string]tally{}
+	slowest := map[string]time.Duration{}
+	wrong := groups{}
 	unknown, acked := 0, 0
 	for _, r := range records {
 		if r.out.Unknown {
@@ -273,16 +275,25 @@ func faultRun(t *testing.T, seed uint64) int {
 		if first[r.fault] == nil {
 			first[r.fault], final2[r.fault] = tally{}, tally{}
 		}
-		first[r.fault][r.attempts[0].label()]++
+		a := r.attempts[0]
+		first[r.fault][a.label()]++
 		final2[r.fault][r.attempts[len(r.attempts)-1].label()]++
+		slowest[r.fault] = max(slowest[r.fault], a.got.Sub(a.sent))
+		switch {
+		case a.err != nil:
+			wrong.add(r.fault+": no answer", fmt.Sprintf("request: %s\n      got: no answer within %s\n      want: an answer within the %s budget", r.req, w.timeout, faultBudget))
+		case r.fault == "throttle-every" && a.status != http.StatusTooManyRequests:
+			wrong.add(r.fault+": not 429", fmt.Sprintf("request: %s (DynamoDB throttles every attempt)\n      got: %s\n      want: 429 throttled (docs/reliability.md: throttling → 429, nothing happened)", r.req, abbreviate(a.String())))
+		}
 	}
+	wrong.report(t)
 	labels := make([]string, 0, len(first))
 	for l := range first {
 		labels = append(labels, l)
 	}
 	sort.Strings(labels)
 	for _, l := range labels {
-		t.Logf("fault %-18s first answer: %-40s after retries: %s", l, first[l], final2[l])
+		t.Logf("fault %-18s first answer: %-40s (slowest %s) after retries: %s", l, first[l], slowest[l].Round(time.Millisecond), final2[l])
 	}
 	for _, r := range append(healed, final...) {
 		if acknowledgedWrite(r) {
@@ -291,6 +302,34 @@ func faultRun(t *testing.T, seed uint64) int {
 	}
 	t.Logf("unknown outcomes: %d; acknowledged writes: %d; keys read back: %d", unknown, acked, len(proofKeys))
 	return len(ops)
+}
+
+// groups collects failures by kind, to report each kind once with a count
+// and its first example.
+type groups map[string]*group
+
+type group struct {
+	n       int
+	example string
+}
+
+func (g groups) add(kind, example string) {
+	if g[kind] == nil {
+		g[kind] = &group{example: example}
+	}
+	g[kind].n++
+}
+
+func (g groups) report(t *testing.T) {
+	t.Helper()
+	kinds := make([]string, 0, len(g))
+	for k := range g {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		t.Errorf("%d × %s; e.g.\n      %s", g[k].n, k, g[k].example)
+	}
 }
 
 // acknowledgedWrite reports whether r is a write the server said it did.

@@ -53,7 +53,7 @@ type record struct {
 	// fault is the label of the fault planned for the first attempt.
 	fault string
 	// relaxed marks a retried operation whose answer the model cannot hold
-	// it to (see relaxRetries); it is checked as unknown.
+	// it to (see splitRetries); it is checked as unknown.
 	relaxed bool
 	// For an unknown outcome, what the proxy saw (see landings.bound):
 	// noEffect says none of its requests reached DynamoDB; landedBy, when
@@ -203,48 +203,70 @@ func (w workload) do(srv *proofServer, c *proofClient, in apimodel.Input, tag st
 	}
 }
 
-// relaxRetries splits retried operations the model cannot hold to their
-// answer. An Idempotency-Key answers what the first successful attempt
-// earned only while the key has seen at most 3 other successful writes
-// since (CONTRACT.md); after more, a re-sent request is judged afresh, so
-// each attempt may have taken effect on its own. When more than 3 other
-// writes of the key overlap a retried operation, each of its attempts is
-// checked as a separate operation of unknown outcome. It returns the
-// records and the number of operations split.
-func relaxRetries(records []record) ([]record, int) {
+// splitRetries turns the attempts of a re-sent operation into separate
+// operations where the server judges them separately:
+//
+//   - A reserve takes no Idempotency-Key: a re-send by the same owner is an
+//     extension of its own (docs/api.md), so each earlier attempt is an
+//     operation of unknown outcome and the last one stands on its own.
+//   - An Idempotency-Key answers what the first successful attempt earned
+//     only while the key has seen fewer than 4 other successful writes
+//     since; after more, a re-send is judged afresh. When more than 3 other
+//     writes of the key overlap a re-sent operation, each of its attempts
+//     is checked as an operation of unknown outcome.
+//
+// It returns the records and the number of operations relaxed the second
+// way.
+func splitRetries(records []record) ([]record, int) {
 	byKey := map[string][]int{}
 	for i, r := range records {
 		if r.isWrite() {
 			byKey[r.in.Key] = append(byKey[r.in.Key], i)
 		}
 	}
+	attempt := func(r record, a answer) record {
+		part := r
+		part.call, part.ret = a.sent, a.got
+		part.attempts = []answer{a}
+		part.out = apimodel.Output{Unknown: true, Status: a.status, ReturnMs: a.got.UnixMilli()}
+		if a.err != nil {
+			part.out.ReturnMs = 1 << 62
+		}
+		return part
+	}
 	var out []record
 	relaxed := 0
 	for i, r := range records {
-		overlapping := 0
-		if len(r.attempts) > 1 {
-			for _, j := range byKey[r.in.Key] {
-				o := records[j]
-				if j != i && o.call.Before(r.ret) && o.ret.After(r.call) {
-					overlapping++
-				}
-			}
-		}
-		if overlapping <= 3 {
+		if len(r.attempts) < 2 {
 			out = append(out, r)
 			continue
 		}
-		relaxed++
-		for _, a := range r.attempts {
-			part := r
-			part.relaxed = true
-			part.call, part.ret = a.sent, a.got
-			part.attempts = []answer{a}
-			part.out = apimodel.Output{Unknown: true, Status: a.status, ReturnMs: a.got.UnixMilli()}
-			if a.err != nil {
-				part.out.ReturnMs = 1 << 62
+		overlapping := 0
+		for _, j := range byKey[r.in.Key] {
+			o := records[j]
+			if j != i && o.call.Before(r.ret) && o.ret.After(r.call) {
+				overlapping++
 			}
-			out = append(out, part)
+		}
+		switch {
+		case overlapping > 3:
+			relaxed++
+			for _, a := range r.attempts {
+				part := attempt(r, a)
+				part.relaxed = true
+				out = append(out, part)
+			}
+		case r.in.Op == apimodel.Reserve:
+			last := len(r.attempts) - 1
+			for _, a := range r.attempts[:last] {
+				out = append(out, attempt(r, a))
+			}
+			final := r
+			final.call = r.attempts[last].sent
+			final.attempts = r.attempts[last:]
+			out = append(out, final)
+		default:
+			out = append(out, r)
 		}
 	}
 	return out, relaxed
@@ -332,15 +354,11 @@ func (t tally) String() string {
 	return strings.Join(parts, " ")
 }
 
-// violations fails the test with every answer that broke the contract
-// regardless of state, grouped by kind, with one example each.
+// reportViolations fails the test with every answer that broke the
+// contract regardless of state, grouped by kind, with one example each.
 func reportViolations(t *testing.T, records []record) {
 	t.Helper()
-	type group struct {
-		n       int
-		example string
-	}
-	groups := map[string]*group{}
+	g := groups{}
 	for _, r := range records {
 		if r.violation == nil {
 			continue
@@ -349,21 +367,9 @@ func reportViolations(t *testing.T, records []record) {
 		if i := strings.IndexAny(kind, "0123456789{\""); i > 0 && len(kind) > 80 {
 			kind = kind[:i]
 		}
-		g := groups[kind]
-		if g == nil {
-			g = &group{example: fmt.Sprintf("request: %s\n      got: %s\n      wrong: %v", r.req, r.attempts[len(r.attempts)-1], r.violation)}
-			groups[kind] = g
-		}
-		g.n++
+		g.add("answers broke docs/api.md ("+kind+")", fmt.Sprintf("request: %s\n      got: %s\n      wrong: %v", r.req, abbreviate(r.attempts[len(r.attempts)-1].String()), r.violation))
 	}
-	kinds := make([]string, 0, len(groups))
-	for k := range groups {
-		kinds = append(kinds, k)
-	}
-	sort.Strings(kinds)
-	for _, k := range kinds {
-		t.Errorf("%d answers broke docs/api.md (%s); e.g.\n      %s", groups[k].n, k, groups[k].example)
-	}
+	g.report(t)
 }
 
 // seedsFromEnv returns the seeds of STAMPEDE_PROOF_SEEDS (comma-separated)
