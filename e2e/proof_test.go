@@ -820,6 +820,19 @@ func listHistory(history []porcupine.Operation) string {
 	return b.String()
 }
 
+// dedupe drops repeated states.
+func dedupe(states []apimodel.State) []apimodel.State {
+	seen := map[apimodel.State]bool{}
+	out := states[:0]
+	for _, s := range states {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 func sanitizeName(s string) string {
 	return strings.Map(func(r rune) rune {
 		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' {
@@ -856,7 +869,7 @@ func explain(history []porcupine.Operation, info porcupine.LinearizationInfo) st
 			for _, s := range states {
 				next = append(next, apimodel.Step(s, op.Input.(apimodel.Input), op.Output.(apimodel.Output))...)
 			}
-			states = next
+			states = dedupe(next)
 		}
 		fmt.Fprintf(&b, "key %q: %d of %d operations linearize; then the state is one of:\n", key, len(longest), len(part))
 		for j, s := range states {

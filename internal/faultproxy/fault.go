@@ -86,15 +86,6 @@ func (k Kind) String() string {
 	return "kind(" + strconv.Itoa(int(k)) + ")"
 }
 
-// forwards reports whether the server sees a request under this kind.
-func (k Kind) forwards() bool {
-	switch k {
-	case None, DropResponse, HangResponse, Delay, RespondAfter:
-		return true
-	}
-	return false
-}
-
 // Fault is what to do with one request or connection.
 type Fault struct {
 	Kind Kind
