@@ -712,7 +712,7 @@ func (s *proofServer) rawItem(ctx context.Context, key string) (map[string]types
 // that runs out of time) it writes the visualization into a fresh temporary
 // directory and fails the test naming it, with the operations that could
 // not be linearized.
-func checkHistory(t *testing.T, name string, history []porcupine.Operation, timeout time.Duration) {
+func checkHistory(t *testing.T, name string, history []porcupine.Operation, timeout time.Duration) bool {
 	t.Helper()
 	model := apimodel.Model()
 	model.DescribeOperationMetadata = func(info interface{}) string {
@@ -725,7 +725,7 @@ func checkHistory(t *testing.T, name string, history []porcupine.Operation, time
 	res, info := porcupine.CheckOperationsVerbose(model, history, timeout)
 	t.Logf("%s: porcupine checked %d operations in %s: %s", name, len(history), time.Since(start).Round(time.Millisecond), res)
 	if res == porcupine.Ok {
-		return
+		return true
 	}
 	dir, err := os.MkdirTemp("", "stampede-linearizability-")
 	if err != nil {
@@ -744,9 +744,10 @@ func checkHistory(t *testing.T, name string, history []porcupine.Operation, time
 	}
 	if res == porcupine.Unknown {
 		t.Errorf("%s: porcupine could not decide within %s (not proven); visualization: %s, history: %s", name, timeout, file, listing)
-		return
+		return false
 	}
 	t.Errorf("%s: the history is not linearizable; visualization: %s, history: %s\n%s", name, file, listing, explain(history, info))
+	return false
 }
 
 // opMeta identifies an operation of a history and carries its HTTP

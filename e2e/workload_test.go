@@ -64,6 +64,21 @@ type record struct {
 
 func (r record) isWrite() bool { return r.in.Op != apimodel.Get && r.in.Op != apimodel.Inspect }
 
+// outcome names the final answer for counting: operation, status, and for
+// a reserve whether it was acquired.
+func (r record) outcome() string {
+	a := r.attempts[len(r.attempts)-1]
+	label := string(r.in.Op) + ":" + a.label()
+	if r.in.Op == apimodel.Reserve && a.err == nil && a.status == http.StatusOK {
+		if r.out.Acquired {
+			label += "-acquired"
+		} else {
+			label += "-contended"
+		}
+	}
+	return label
+}
+
 // proofClient is one client's memory: what it last saw of each key.
 type proofClient struct {
 	id       int
