@@ -313,34 +313,6 @@ func faultRun(t *testing.T, seed uint64) int {
 	return len(ops)
 }
 
-// groups collects failures by kind, to report each kind once with a count
-// and its first example.
-type groups map[string]*group
-
-type group struct {
-	n       int
-	example string
-}
-
-func (g groups) add(kind, example string) {
-	if g[kind] == nil {
-		g[kind] = &group{example: example}
-	}
-	g[kind].n++
-}
-
-func (g groups) report(t *testing.T) {
-	t.Helper()
-	kinds := make([]string, 0, len(g))
-	for k := range g {
-		kinds = append(kinds, k)
-	}
-	sort.Strings(kinds)
-	for _, k := range kinds {
-		t.Errorf("%d × %s; e.g.\n      %s", g[k].n, k, g[k].example)
-	}
-}
-
 // acknowledgedWrite reports whether r is a write the server said it did.
 func acknowledgedWrite(r record) bool {
 	if r.out.Unknown || r.out.Status >= 300 {

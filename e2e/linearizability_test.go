@@ -64,21 +64,3 @@ func TestLinearizability(t *testing.T) {
 	}
 	t.Logf("operations checked: %d", total)
 }
-
-// reportServerChecks fails the test with what the server-side checks saw:
-// 500 answers and leases that left already expired.
-func (s *proofServer) reportServerChecks(t *testing.T) {
-	t.Helper()
-	if r := s.internals.report(); r != "" {
-		t.Error(r)
-	}
-	s.leases.mu.Lock()
-	defer s.leases.mu.Unlock()
-	for i, e := range s.leases.expired {
-		if i == 3 {
-			t.Errorf("… %d more expired leases", len(s.leases.expired)-i)
-			break
-		}
-		t.Error(e)
-	}
-}

@@ -369,6 +369,34 @@ func (t tally) String() string {
 	return strings.Join(parts, " ")
 }
 
+// groups collects failures by kind, to report each kind once with a count
+// and its first example.
+type groups map[string]*group
+
+type group struct {
+	n       int
+	example string
+}
+
+func (g groups) add(kind, example string) {
+	if g[kind] == nil {
+		g[kind] = &group{example: example}
+	}
+	g[kind].n++
+}
+
+func (g groups) report(t *testing.T) {
+	t.Helper()
+	kinds := make([]string, 0, len(g))
+	for k := range g {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		t.Errorf("%d × %s; e.g.\n      %s", g[k].n, k, g[k].example)
+	}
+}
+
 // reportViolations fails the test with every answer that broke the
 // contract regardless of state, grouped by kind, with one example each.
 func reportViolations(t *testing.T, records []record) {
