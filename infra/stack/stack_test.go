@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -1028,5 +1029,43 @@ func TestPermissionsMatchTheService(t *testing.T) {
 		if !used[a] {
 			t.Errorf("%s is granted, but the service never needs it", a)
 		}
+	}
+}
+
+// TestRoutesMatchTheService reads the service's route table
+// (internal/transport/routes.go, in the repository's root module) and
+// checks that the stack routes exactly those method and path pairs, each
+// to the function serving its operation (inspect is served by get).
+func TestRoutesMatchTheService(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("..", "..", "internal", "transport", "routes.go"))
+	if err != nil {
+		t.Skipf("no internal/transport (infra used outside the repository?): %v", err)
+	}
+	paths := map[string]string{"CacheRoute": stack.CachePath, "ReservationRoute": stack.ReservationsPath}
+	served := map[string]string{"inspect": "get"}
+	re := regexp.MustCompile(`\{http\.Method(\w+), (\w+), Op(\w+)\}`)
+	want := map[string]string{}
+	for _, m := range re.FindAllStringSubmatch(string(src), -1) {
+		op := strings.ToLower(m[3])
+		fn := op
+		if f, ok := served[op]; ok {
+			fn = f
+		}
+		want[strings.ToUpper(m[1])+" "+paths[m[2]]] = fn
+	}
+	if len(want) == 0 {
+		t.Fatal("no routes found in internal/transport/routes.go")
+	}
+	got := map[string]string{}
+	for _, f := range stack.Functions() {
+		for _, r := range f.Routes {
+			got[r.Method+" "+r.Path] = f.Name
+		}
+		if !slices.Contains(f.Operations, f.Name) {
+			t.Errorf("function %s does not list its own operation: %v", f.Name, f.Operations)
+		}
+	}
+	if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(got, routeKeys) {
+		t.Errorf("stack routes %v\nservice routes %v\ntest's routes %v", got, want, routeKeys)
 	}
 }
