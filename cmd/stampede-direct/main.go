@@ -46,6 +46,25 @@ func main() {
 	}
 }
 
+// dynamoDBLocalAttempts bounds the starts of DynamoDB Local: on a loaded
+// machine the JVM may miss dynamolocal's start-up deadline once, and starts
+// faster the second time (its jar is in the page cache by then).
+const dynamoDBLocalAttempts = 3
+
+func startDynamoDBLocal(ctx context.Context, log *slog.Logger) (*dynamolocal.Instance, error) {
+	dir, err := dynamolocal.Locate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 1; ; attempt++ {
+		inst, err := dynamolocal.Start(ctx, dynamolocal.Options{Dir: dir})
+		if err == nil || attempt == dynamoDBLocalAttempts || ctx.Err() != nil {
+			return inst, err
+		}
+		log.Warn("DynamoDB Local did not start; trying again", "attempt", attempt, "error", err)
+	}
+}
+
 // ready is the line printed once the server listens.
 type ready struct {
 	URL    string `json:"url"`
@@ -74,11 +93,7 @@ func run(ctx context.Context, stop context.CancelFunc, args []string, stdin io.R
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	if *endpoint == "" {
-		dir, err := dynamolocal.Locate(ctx)
-		if err != nil {
-			return err
-		}
-		inst, err := dynamolocal.Start(ctx, dynamolocal.Options{Dir: dir})
+		inst, err := startDynamoDBLocal(ctx, log)
 		if err != nil {
 			return err
 		}

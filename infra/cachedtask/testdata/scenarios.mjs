@@ -59,7 +59,7 @@ function request(method, path, body) {
       });
     });
     req.on('error', reject);
-    req.setTimeout(30_000, () => req.destroy(new Error(`${method} ${path}: no answer in 30 s`)));
+    req.setTimeout(120_000, () => req.destroy(new Error(`${method} ${path}: no answer in 120 s`)));
     if (data) req.write(data);
     req.end();
   });
@@ -186,7 +186,7 @@ const results = [];
 async function scenario(name, fn) {
   const t0 = vt.now;
   try {
-    const outcome = await vt.run(fn(), { maxVirtualMs: 4 * 3600_000, maxRealMs: 120_000 });
+    const outcome = await vt.run(fn(), { maxVirtualMs: 4 * 3600_000, maxRealMs: 180_000 });
     results.push(`ok   ${name}: ${outcome} (${((vt.now - t0) / 1000).toFixed(1)} s of virtual time)`);
   } catch (e) {
     results.push(`FAIL ${name}: ${e.stack ?? e}`);
