@@ -55,8 +55,14 @@ type Config struct {
 	// Example adds the example cached-task state machine.
 	Example bool
 	// OutputsExpirationDays expires objects in the outputs bucket after so
-	// many days (0: never).
+	// many days (0: never). The functions get it as
+	// STAMPEDE_OUTPUT_EXPIRATION_DAYS and cap the lifetime of entries that
+	// point into the bucket by it, so that no entry outlives its object.
 	OutputsExpirationDays int
+	// NoncurrentVersionExpirationDays is how long the versioned outputs
+	// bucket keeps an overwritten or deleted object's previous version:
+	// the window to recover from a wrong deletion.
+	NoncurrentVersionExpirationDays int
 	// AssetDir holds one folder per function, each with its "bootstrap"
 	// binary, as written by `make build` (default "../build", relative to
 	// the working directory, infra/).
@@ -80,6 +86,20 @@ type Config struct {
 	P99DurationAlarmMs int
 	// AlarmTopicArn, if set, is an SNS topic every alarm notifies.
 	AlarmTopicArn string
+	// ThrottleRateLimit and ThrottleBurstLimit are the API stage's
+	// throttling: steady requests per second and burst, over all callers.
+	ThrottleRateLimit  int
+	ThrottleBurstLimit int
+	// ReservedConcurrency is each function's reserved concurrency: at
+	// most that many concurrent executions (one caller cannot take the
+	// account's concurrency), and that many always available. 0 reserves
+	// none (accounts whose concurrency limit is too low to reserve any:
+	// Lambda keeps 100 unreserved).
+	ReservedConcurrency int
+	// APIGatewayCloudWatchRole makes the REST variant create API Gateway's
+	// account-wide CloudWatch Logs role, which REST access logs need (HTTP
+	// APIs do not). Leave it off when the account already has one.
+	APIGatewayCloudWatchRole bool
 }
 
 // Prod reports whether the environment keeps its data on deletion.
@@ -95,6 +115,7 @@ const (
 	CtxAPI                   = "api"
 	CtxExample               = "example"
 	CtxOutputsExpirationDays = "outputsExpirationDays"
+	CtxNoncurrentDays        = "noncurrentVersionExpirationDays"
 	CtxAssetDir              = "assetDir"
 	CtxArch                  = "arch"
 	CtxMemory                = "memory"
@@ -105,6 +126,10 @@ const (
 	CtxLogRetentionDays      = "logRetentionDays"
 	CtxP99DurationAlarmMs    = "p99DurationAlarmMs"
 	CtxAlarmTopicArn         = "alarmTopicArn"
+	CtxThrottleRateLimit     = "throttleRateLimit"
+	CtxThrottleBurstLimit    = "throttleBurstLimit"
+	CtxReservedConcurrency   = "reservedConcurrency"
+	CtxAPIGatewayCWRole      = "apiGatewayCloudWatchRole"
 )
 
 var envName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,19}$`)
@@ -156,13 +181,18 @@ func ConfigFromContext(node constructs.Node) (Config, error) {
 	default:
 		errs = append(errs, fmt.Errorf("context api=%q: want http or rest", c.API))
 	}
-	switch v := strings.ToLower(str(CtxExample, "false")); v {
-	case "true", "1", "yes":
-		c.Example = true
-	case "false", "0", "no":
-	default:
-		errs = append(errs, fmt.Errorf("context example=%q: want true or false", v))
+	boolean := func(key string) bool {
+		switch v := strings.ToLower(str(key, "false")); v {
+		case "true", "1", "yes":
+			return true
+		case "false", "0", "no":
+		default:
+			errs = append(errs, fmt.Errorf("context %s=%q: want true or false", key, v))
+		}
+		return false
 	}
+	c.Example = boolean(CtxExample)
+	c.APIGatewayCloudWatchRole = boolean(CtxAPIGatewayCWRole)
 	switch c.Architecture {
 	case ArchARM64, ArchX8664:
 	default:
@@ -173,11 +203,18 @@ func ConfigFromContext(node constructs.Node) (Config, error) {
 	default:
 		errs = append(errs, fmt.Errorf("context logLevel=%q: want debug, info, warn or error", c.LogLevel))
 	}
-	expiration, retention := 30, 14
+	// Defaults per environment: prod keeps more, and takes more traffic.
+	expiration, noncurrent, retention := 30, 7, 14
+	rate, burst, reserved := 100, 200, 10
 	if prod {
-		expiration, retention = 90, 90
+		expiration, noncurrent, retention = 90, 30, 90
+		rate, burst, reserved = 1000, 2000, 100
 	}
 	c.OutputsExpirationDays = num(CtxOutputsExpirationDays, expiration, 0, 36500)
+	c.NoncurrentVersionExpirationDays = num(CtxNoncurrentDays, noncurrent, 1, 36500)
+	c.ThrottleRateLimit = num(CtxThrottleRateLimit, rate, 1, 1000000)
+	c.ThrottleBurstLimit = num(CtxThrottleBurstLimit, burst, 1, 1000000)
+	c.ReservedConcurrency = num(CtxReservedConcurrency, reserved, 0, 100000)
 	c.MemoryMB = num(CtxMemory, DefaultMemoryMB, 128, 10240)
 	c.TimeoutSeconds = num(CtxTimeout, 10, 1, 900)
 	c.HeartbeatMultiplier = num(CtxHeartbeatMultiplier, 3, 2, 100)

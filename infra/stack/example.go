@@ -2,6 +2,7 @@ package stack
 
 import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	sfn "github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctions"
 	tasks "github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctionstasks"
 	"github.com/aws/constructs-go/constructs/v10"
@@ -13,6 +14,9 @@ import (
 // ExampleProject is the project of the example state machine's entries.
 const ExampleProject = "examples"
 
+// ExampleTimeoutHours bounds an execution of the example state machine.
+const ExampleTimeoutHours = 1
+
 // newExample adds a state machine that caches a trivial task: it writes a
 // small object to the outputs bucket (a Step Functions SDK integration, so
 // no extra function or asset) and returns its URI. Start it with
@@ -20,14 +24,17 @@ const ExampleProject = "examples"
 // ones return the cached entry, and concurrent ones wait for the first.
 // docs/step-functions.md shows its definition.
 func (s *Stampede) newExample(scope constructs.Construct, cfg Config) {
-	objectKey := sfn.JsonPath_Format(jsii.String("examples/{}"), sfn.JsonPath_StringAt(jsii.String("$.key")))
+	// The documented layout, <project>/<domain>/...: the service deletes
+	// and verifies only objects under the entry's own project and domain.
+	prefix := ExampleProject + "/" + cfg.Env + "/"
+	objectKey := sfn.JsonPath_Format(jsii.String(prefix+"{}"), sfn.JsonPath_StringAt(jsii.String("$.key")))
 	write := tasks.NewCallAwsService(scope, jsii.String("ExampleWrite"), &tasks.CallAwsServiceProps{
 		StateName: jsii.String("Example task: write the output"),
 		Service:   jsii.String("s3"),
 		Action:    jsii.String("putObject"),
 		IamAction: jsii.String("s3:PutObject"),
 		// Only the example's own prefix.
-		IamResources: jsii.Strings(*s.Bucket.ArnForObjects(jsii.String("examples/*"))),
+		IamResources: jsii.Strings(*s.Bucket.ArnForObjects(jsii.String(prefix + "*"))),
 		Parameters: &map[string]interface{}{
 			"Bucket": s.Bucket.BucketName(),
 			"Key":    objectKey,
@@ -38,7 +45,7 @@ func (s *Stampede) newExample(scope constructs.Construct, cfg Config) {
 	uri := sfn.NewPass(scope, jsii.String("ExampleUri"), &sfn.PassProps{
 		StateName: jsii.String("Example task: its output URI"),
 		Parameters: &map[string]interface{}{
-			"output_uri": sfn.JsonPath_Format(jsii.String("s3://{}/examples/{}"),
+			"output_uri": sfn.JsonPath_Format(jsii.String("s3://{}/"+prefix+"{}"),
 				jsii.String(*s.Bucket.BucketName()), sfn.JsonPath_StringAt(jsii.String("$.key"))),
 			"metadata": map[string]interface{}{
 				"source": map[string]interface{}{"project": ExampleProject, "domain": cfg.Env, "name": "example-task"},
@@ -59,12 +66,31 @@ func (s *Stampede) newExample(scope constructs.Construct, cfg Config) {
 		MetadataPath:     "$.metadata",
 		HeartbeatSeconds: float64(min(cfg.MaxHeartbeatSeconds, cachedtask.DefaultHeartbeatSeconds)),
 	})
+	removal := awscdk.RemovalPolicy_DESTROY
+	if cfg.Prod() {
+		removal = awscdk.RemovalPolicy_RETAIN
+	}
+	name := "stampede-" + cfg.Env + "-example"
 	s.ExampleStateMachine = sfn.NewStateMachine(scope, jsii.String("ExampleStateMachine"), &sfn.StateMachineProps{
-		StateMachineName: jsii.String("stampede-" + cfg.Env + "-example"),
+		StateMachineName: jsii.String(name),
 		Comment:          jsii.String("Stampede example: a task cached with the cachedtask construct"),
 		DefinitionBody:   sfn.DefinitionBody_FromChainable(ct),
-		// A bound on the wait loop too.
-		Timeout: awscdk.Duration_Hours(jsii.Number(1)),
+		// A bound on the wait loop too. A timed-out execution runs no
+		// Catch: a reservation it held lapses by itself (three heartbeats).
+		Timeout: awscdk.Duration_Hours(jsii.Number(ExampleTimeoutHours)),
+		// Every state's input and output, in a log group of its own (the
+		// /aws/vendedlogs/ prefix keeps the log group's resource policy
+		// small), and an X-Ray trace per execution.
+		Logs: &sfn.LogOptions{
+			Destination: awslogs.NewLogGroup(scope, jsii.String("ExampleLogs"), &awslogs.LogGroupProps{
+				LogGroupName:  jsii.String("/aws/vendedlogs/states/" + name),
+				Retention:     retention(cfg.LogRetentionDays),
+				RemovalPolicy: removal,
+			}),
+			Level:                sfn.LogLevel_ALL,
+			IncludeExecutionData: jsii.Bool(true),
+		},
+		TracingEnabled: jsii.Bool(true),
 	})
 	awscdk.NewCfnOutput(scope, jsii.String("ExampleStateMachineArn"), &awscdk.CfnOutputProps{
 		Value:       s.ExampleStateMachine.StateMachineArn(),

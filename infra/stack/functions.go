@@ -32,6 +32,9 @@ type Function struct {
 	BucketActions []string
 	// HTTP routes served by the function.
 	Routes []Route
+	// Operations the function serves, as its metrics name them (the
+	// Operation dimension).
+	Operations []string
 }
 
 // Route is one HTTP method on one path of the API.
@@ -46,6 +49,12 @@ const (
 	ReservationsPath = "/v1/projects/{project}/domains/{domain}/reservations/{key+}"
 )
 
+// EnvOutputExpirationDays tells the functions after how many days the
+// outputs bucket expires its objects ("0": never): the service caps the
+// lifetime of entries pointing into the bucket by it, so that no entry
+// outlives its object.
+const EnvOutputExpirationDays = "STAMPEDE_OUTPUT_EXPIRATION_DAYS"
+
 // Functions lists Stampede's five functions.
 //
 // The store keeps one item per (project, domain, key), holding the entry
@@ -55,7 +64,9 @@ const (
 //
 //   - get reads the item (GetItem), checks that a managed output still
 //     exists (HeadObject, authorised as s3:GetObject) and drops an entry
-//     whose output is gone (a conditional UpdateItem);
+//     whose output is gone (a conditional UpdateItem); it also serves the
+//     reservation's inspection (GET …/reservations/{key+}, op inspect: a
+//     GetItem);
 //   - put writes the entry (UpdateItem), may check its output first
 //     (HeadObject) and deletes the managed output it replaces
 //     (s3:DeleteObject);
@@ -71,14 +82,18 @@ func Functions() []Function {
 	return []Function{
 		{
 			Name:          "get",
-			Description:   "Stampede: look a cache entry up",
+			Operations:    []string{"get", "inspect"},
+			Description:   "Stampede: look a cache entry up, or inspect a reservation",
 			TableActions:  []string{"dynamodb:GetItem", "dynamodb:UpdateItem"},
 			ObjectActions: []string{"s3:GetObject"},
 			BucketActions: []string{"s3:ListBucket"},
-			Routes:        []Route{{"GET", CachePath}},
+			// The reservation's inspection (op inspect) is a read of the
+			// same item: GetItem, already granted.
+			Routes: []Route{{"GET", CachePath}, {"GET", ReservationsPath}},
 		},
 		{
 			Name:          "put",
+			Operations:    []string{"put"},
 			Description:   "Stampede: store a cache entry",
 			TableActions:  []string{"dynamodb:UpdateItem"},
 			ObjectActions: []string{"s3:GetObject", "s3:DeleteObject"},
@@ -87,6 +102,7 @@ func Functions() []Function {
 		},
 		{
 			Name:          "delete",
+			Operations:    []string{"delete"},
 			Description:   "Stampede: delete a cache entry",
 			TableActions:  []string{"dynamodb:UpdateItem"},
 			ObjectActions: []string{"s3:DeleteObject"},
@@ -94,12 +110,14 @@ func Functions() []Function {
 		},
 		{
 			Name:         "reserve",
+			Operations:   []string{"reserve"},
 			Description:  "Stampede: reserve a key, or extend a held reservation",
 			TableActions: []string{"dynamodb:UpdateItem"},
 			Routes:       []Route{{"POST", ReservationsPath}},
 		},
 		{
 			Name:         "release",
+			Operations:   []string{"release"},
 			Description:  "Stampede: release a held reservation",
 			TableActions: []string{"dynamodb:UpdateItem"},
 			Routes:       []Route{{"DELETE", ReservationsPath}},
@@ -211,12 +229,27 @@ func (s *Stampede) newFunction(scope constructs.Construct, f Function, cfg Confi
 			"STAMPEDE_MAX_HEARTBEAT_SECONDS": jsii.String(strconv.Itoa(cfg.MaxHeartbeatSeconds)),
 			"STAMPEDE_LOG_LEVEL":             jsii.String(cfg.LogLevel),
 			"STAMPEDE_MANAGED_BUCKETS":       s.Bucket.BucketName(),
+			EnvOutputExpirationDays:          jsii.String(strconv.Itoa(cfg.OutputsExpirationDays)),
 		},
+		// Lambda records each invocation's segment; CDK grants the two
+		// X-Ray actions it needs (on "*": X-Ray has no resource ARNs).
+		Tracing:                      awslambda.Tracing_ACTIVE,
+		ReservedConcurrentExecutions: reservedConcurrency(cfg),
 	})
 	// The policy must be attached before the function can run with it.
 	fn.Node().AddDependency(policy)
 	s.LogGroups[f.Name] = logGroup
+	s.policies[f.Name] = policy
 	return fn
+}
+
+// reservedConcurrency is each function's reserved concurrency, or nil for
+// none.
+func reservedConcurrency(cfg Config) *float64 {
+	if cfg.ReservedConcurrency == 0 {
+		return nil
+	}
+	return jsii.Number(float64(cfg.ReservedConcurrency))
 }
 
 func applicationLogLevel(level string) awslambda.ApplicationLogLevel {

@@ -38,10 +38,14 @@ var (
 	stagingREST = &variant{name: "staging-rest", context: map[string]string{
 		"env": "staging", "api": "rest", "arch": "x86_64", "outputsExpirationDays": "0",
 		"logLevel": "debug", "memory": "512", "alarmTopicArn": "arn:aws:sns:eu-west-1:123456789012:oncall",
+		"reservedConcurrency": "0", "throttleRateLimit": "50", "throttleBurstLimit": "75",
+		"noncurrentVersionExpirationDays": "3",
 	}}
 	example = &variant{name: "example", context: map[string]string{"env": "dev", "example": "true"}}
+	// REST with API Gateway's account-wide CloudWatch Logs role.
+	restRole = &variant{name: "rest-role", context: map[string]string{"env": "qa", "api": "rest", "apiGatewayCloudWatchRole": "true"}}
 
-	variants = []*variant{devHTTP, prod, stagingREST, example}
+	variants = []*variant{devHTTP, prod, stagingREST, example, restRole}
 )
 
 var assetDir string

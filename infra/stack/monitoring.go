@@ -2,85 +2,88 @@ package stack
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	cw "github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	cwactions "github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 )
 
-// Log-based metrics. Every request logs one JSON line (log/slog) with the
-// message "request", "op", "outcome", "status" and "duration_ms"; metric
-// filters turn outcomes into metrics in the namespace "Stampede/<env>".
-// In Lambda the functions log through aws-lambda-go's lambdacontext
-// handler, which names the message "message" (and writes JSON because the
-// functions' log format is JSON); plain log/slog names it "msg". The
-// filters accept both.
+// The metrics the functions emit in CloudWatch's Embedded Metric Format
+// (one JSON log line per request that CloudWatch turns into metrics; no
+// metric filter, no PutMetricData permission): namespace MetricsNamespace,
+// dimension set [Operation], the operation being get, put, delete,
+// reserve, release or inspect. Counts unless noted.
 const (
-	MetricCacheHits             = "CacheHits"
-	MetricCacheMisses           = "CacheMisses"
+	MetricsNamespace = "Stampede"
+	DimOperation     = "Operation"
+
+	MetricHits                  = "Hits"
+	MetricMisses                = "Misses"
+	MetricPutsCreated           = "PutsCreated"
+	MetricPutsOverwritten       = "PutsOverwritten"
+	MetricPutsRefused           = "PutsRefused"
+	MetricFencedPutsRefused     = "FencedPutsRefused"
 	MetricReservationsAcquired  = "ReservationsAcquired"
 	MetricReservationsContended = "ReservationsContended"
-	// MetricServerErrors counts requests answered with an internal or
-	// unavailable error (outcome "error"), with dimension Operation. On
-	// the HTTP path these are 5xx responses, which Lambda counts as
-	// successful invocations: the Errors metric alone would miss them.
-	MetricServerErrors = "ServerErrors"
+	MetricReservationsTakenOver = "ReservationsTakenOver"
+	// MetricThrottles counts requests answered 429 (DynamoDB throttled).
+	MetricThrottles = "Throttles"
+	// MetricUnavailable counts requests answered 503.
+	MetricUnavailable = "Unavailable"
+	// MetricErrors counts requests answered with a 5xx. On the API path
+	// Lambda counts them as successful invocations: its Errors metric
+	// alone would miss them.
+	MetricErrors = "Errors"
+	// MetricLatency is each request's duration in milliseconds.
+	MetricLatency = "Latency"
 )
 
-// logMetric is one metric filter: requests of op with outcome.
-type logMetric struct {
-	op, outcome, name string
-}
-
-func logMetrics() []logMetric {
-	return []logMetric{
-		{"get", "hit", MetricCacheHits},
-		{"get", "miss", MetricCacheMisses},
-		{"reserve", "acquired", MetricReservationsAcquired},
-		{"reserve", "contended", MetricReservationsContended},
+// Operations lists the operations, as the Operation dimension names them.
+func Operations() []string {
+	var ops []string
+	for _, f := range Functions() {
+		ops = append(ops, f.Operations...)
 	}
+	return ops
 }
 
-// Namespace is the CloudWatch namespace of the log-based metrics.
-func (c Config) Namespace() string { return "Stampede/" + c.Env }
+func metricPeriod() awscdk.Duration { return awscdk.Duration_Minutes(jsii.Number(5)) }
 
-func requestPattern(outcome string) awslogs.IFilterPattern {
-	return awslogs.FilterPattern_All(
-		awslogs.FilterPattern_Any(
-			awslogs.FilterPattern_StringValue(jsii.String("$.message"), jsii.String("="), jsii.String("request")),
-			awslogs.FilterPattern_StringValue(jsii.String("$.msg"), jsii.String("="), jsii.String("request")),
-		),
-		awslogs.FilterPattern_StringValue(jsii.String("$.outcome"), jsii.String("="), jsii.String(outcome)),
-	)
+// opMetric is one of the functions' metrics for one operation.
+func opMetric(name, op, statistic, label string) cw.Metric {
+	return cw.NewMetric(&cw.MetricProps{
+		Namespace:     jsii.String(MetricsNamespace),
+		MetricName:    jsii.String(name),
+		DimensionsMap: &map[string]*string{DimOperation: jsii.String(op)},
+		Statistic:     jsii.String(statistic),
+		Period:        metricPeriod(),
+		Label:         jsii.String(label),
+	})
+}
+
+// fillSum is the expression adding up metrics, each missing datapoint
+// counted as 0. Metric ids are unique across the stack's expressions: a
+// graph of several expressions holds all their metrics.
+func fillSum(label string, metrics map[string]cw.IMetric) cw.MathExpression {
+	var terms []string
+	for id := range metrics {
+		terms = append(terms, "FILL("+id+", 0)")
+	}
+	slices.Sort(terms)
+	return cw.NewMathExpression(&cw.MathExpressionProps{
+		Expression:   jsii.String(strings.Join(terms, " + ")),
+		UsingMetrics: &metrics,
+		Label:        jsii.String(label),
+		Period:       metricPeriod(),
+	})
 }
 
 func (s *Stampede) newMonitoring(scope constructs.Construct, cfg Config) {
-	ns := jsii.String(cfg.Namespace())
-	period := awscdk.Duration_Minutes(jsii.Number(5))
-	sum := func(name string, dims map[string]*string, label string) cw.Metric {
-		props := &cw.MetricProps{Namespace: ns, MetricName: jsii.String(name), Statistic: jsii.String("Sum"), Period: period, Label: jsii.String(label)}
-		if dims != nil {
-			props.DimensionsMap = &dims
-		}
-		return cw.NewMetric(props)
-	}
-
-	for _, m := range logMetrics() {
-		awslogs.NewMetricFilter(scope, jsii.String(m.name+"Filter"), &awslogs.MetricFilterProps{
-			LogGroup:        s.LogGroups[m.op],
-			FilterPattern:   requestPattern(m.outcome),
-			MetricNamespace: ns,
-			MetricName:      jsii.String(m.name),
-			MetricValue:     jsii.String("1"),
-			Unit:            cw.Unit_COUNT,
-			FilterName:      jsii.String(fmt.Sprintf("stampede-%s-%s", cfg.Env, m.name)),
-		})
-	}
-
 	var alarms []cw.IAlarm
 	var topic awssns.ITopic
 	if cfg.AlarmTopicArn != "" {
@@ -103,89 +106,108 @@ func (s *Stampede) newMonitoring(scope constructs.Construct, cfg Config) {
 		}
 		alarms = append(alarms, a)
 	}
+	sum := &cw.MetricOptions{Statistic: jsii.String("Sum"), Period: metricPeriod()}
+	atLeastOnce := cw.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD
 
-	var errorsByFn, throttlesByFn, p99ByFn, p50ByFn, invocationsByFn []cw.IMetric
+	var errorsByFn, throttlesByFn, durationP99, invocations []cw.IMetric
 	for _, f := range Functions() {
 		fn := s.Functions[f.Name]
-		id := f.Title()
-		awslogs.NewMetricFilter(scope, jsii.String(id+"ServerErrorsFilter"), &awslogs.MetricFilterProps{
-			LogGroup:        s.LogGroups[f.Name],
-			FilterPattern:   requestPattern("error"),
-			MetricNamespace: ns,
-			MetricName:      jsii.String(MetricServerErrors),
-			MetricValue:     jsii.String("1"),
-			Dimensions:      &map[string]*string{"Operation": jsii.String("$.op")},
-			Unit:            cw.Unit_COUNT,
-			FilterName:      jsii.String(fmt.Sprintf("stampede-%s-%s-%s", cfg.Env, f.Name, MetricServerErrors)),
-		})
+		id, prefix := f.Title(), fmt.Sprintf("stampede-%s-%s", cfg.Env, f.Name)
 
-		// Errors: invocations that failed (crash, timeout, or an error
-		// returned to a direct caller such as Step Functions) plus
-		// requests answered with a 5xx.
-		errs := cw.NewMathExpression(&cw.MathExpressionProps{
-			// Metric ids are unique per function: the graph of all
-			// functions' errors holds every expression's metrics.
-			Expression: jsii.String(fmt.Sprintf("FILL(invocation_errors_%[1]s, 0) + FILL(server_errors_%[1]s, 0)", f.Name)),
-			UsingMetrics: &map[string]cw.IMetric{
-				"invocation_errors_" + f.Name: fn.MetricErrors(&cw.MetricOptions{Statistic: jsii.String("Sum"), Period: period}),
-				"server_errors_" + f.Name:     sum(MetricServerErrors, map[string]*string{"Operation": jsii.String(f.Name)}, f.Name+" server errors"),
-			},
-			Label:  jsii.String(f.Name),
-			Period: period,
-		})
-		throttles := fn.MetricThrottles(&cw.MetricOptions{Statistic: jsii.String("Sum"), Period: period, Label: jsii.String(f.Name)})
-		p99 := fn.MetricDuration(&cw.MetricOptions{Statistic: jsii.String("p99"), Period: period, Label: jsii.String(f.Name + " p99")})
-		p50 := fn.MetricDuration(&cw.MetricOptions{Statistic: jsii.String("p50"), Period: period, Label: jsii.String(f.Name + " p50")})
+		// Failed invocations (crash, timeout, or an error returned to a
+		// direct caller such as Step Functions) plus requests answered
+		// with a 5xx.
+		errMetrics := map[string]cw.IMetric{"invocation_errors_" + f.Name: fn.MetricErrors(sum)}
+		// Lambda refusing to run the function, plus DynamoDB throttling
+		// requests (429).
+		throttleMetrics := map[string]cw.IMetric{"invocation_throttles_" + f.Name: fn.MetricThrottles(sum)}
+		for _, op := range f.Operations {
+			errMetrics["errors_"+op] = opMetric(MetricErrors, op, "Sum", op+" 5xx")
+			throttleMetrics["throttles_"+op] = opMetric(MetricThrottles, op, "Sum", op+" 429")
+		}
+		errs := fillSum(f.Name, errMetrics)
+		throttles := fillSum(f.Name, throttleMetrics)
+		p99 := fn.MetricDuration(&cw.MetricOptions{Statistic: jsii.String("p99"), Period: metricPeriod(), Label: jsii.String(f.Name)})
 		errorsByFn = append(errorsByFn, errs)
 		throttlesByFn = append(throttlesByFn, throttles)
-		p99ByFn = append(p99ByFn, p99)
-		p50ByFn = append(p50ByFn, p50)
-		invocationsByFn = append(invocationsByFn, fn.MetricInvocations(&cw.MetricOptions{Statistic: jsii.String("Sum"), Period: period, Label: jsii.String(f.Name)}))
+		durationP99 = append(durationP99, p99)
+		invocations = append(invocations, fn.MetricInvocations(&cw.MetricOptions{Statistic: jsii.String("Sum"), Period: metricPeriod(), Label: jsii.String(f.Name)}))
 
-		prefix := fmt.Sprintf("stampede-%s-%s", cfg.Env, f.Name)
 		alarm(id+"ErrorsAlarm", prefix+"-errors",
 			fmt.Sprintf("The %s function failed invocations or answered with 5xx errors in the last 5 minutes.", f.Name),
-			errs, 1, 1, 1, cw.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD)
+			errs, 1, 1, 1, atLeastOnce)
 		alarm(id+"ThrottlesAlarm", prefix+"-throttles",
-			fmt.Sprintf("Lambda throttled the %s function in the last 5 minutes (account or reserved concurrency exhausted).", f.Name),
-			throttles, 1, 1, 1, cw.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD)
+			fmt.Sprintf("The %s function was throttled in the last 5 minutes: by Lambda (reserved or account concurrency exhausted) or by DynamoDB (429 answers).", f.Name),
+			throttles, 1, 1, 1, atLeastOnce)
 		alarm(id+"DurationAlarm", prefix+"-p99-duration",
 			fmt.Sprintf("The %s function's p99 duration exceeded %d ms in 2 of the last 3 five-minute periods.", f.Name, cfg.P99DurationAlarmMs),
 			p99, float64(cfg.P99DurationAlarmMs), 3, 2, cw.ComparisonOperator_GREATER_THAN_THRESHOLD)
 	}
+	apiPrefix := "stampede-" + cfg.Env + "-api"
+	alarm("ApiServerErrorsAlarm", apiPrefix+"-5xx",
+		"The API answered with 5xx errors in the last 5 minutes (the functions' own, or API Gateway failing to invoke them).",
+		s.apiMetrics.serverErrors, 1, 1, 1, atLeastOnce)
+	alarm("ApiLatencyAlarm", apiPrefix+"-p99-latency",
+		fmt.Sprintf("The API's p99 latency exceeded %d ms in 2 of the last 3 five-minute periods.", cfg.P99DurationAlarmMs),
+		s.apiMetrics.latencyP99, float64(cfg.P99DurationAlarmMs), 3, 2, cw.ComparisonOperator_GREATER_THAN_THRESHOLD)
 
-	hits := sum(MetricCacheHits, nil, "hits")
-	misses := sum(MetricCacheMisses, nil, "misses")
-	acquired := sum(MetricReservationsAcquired, nil, "acquired")
-	contended := sum(MetricReservationsContended, nil, "contended")
-	hitRatio := cw.NewMathExpression(&cw.MathExpressionProps{
-		Expression:   jsii.String("100 * FILL(hits, 0) / (FILL(hits, 0) + FILL(misses, 0))"),
-		UsingMetrics: &map[string]cw.IMetric{"hits": hits, "misses": misses},
-		Label:        jsii.String("hit ratio (%)"),
-		Period:       period,
-	})
+	s.newDashboard(scope, cfg, alarms, errorsByFn, throttlesByFn, durationP99, invocations)
+}
+
+func (s *Stampede) newDashboard(scope constructs.Construct, cfg Config, alarms []cw.IAlarm, errorsByFn, throttlesByFn, durationP99, invocations []cw.IMetric) {
+	counts := func(op string, names ...string) []cw.IMetric {
+		var out []cw.IMetric
+		for _, n := range names {
+			out = append(out, opMetric(n, op, "Sum", n))
+		}
+		return out
+	}
+	byOp := func(name, statistic string) []cw.IMetric {
+		var out []cw.IMetric
+		for _, op := range Operations() {
+			out = append(out, opMetric(name, op, statistic, op))
+		}
+		return out
+	}
 	graph := func(title string, width float64, left ...cw.IMetric) cw.IWidget {
 		return cw.NewGraphWidget(&cw.GraphWidgetProps{Title: jsii.String(title), Width: jsii.Number(width), Height: jsii.Number(6), Left: &left})
 	}
+	hitRatio := cw.NewMathExpression(&cw.MathExpressionProps{
+		Expression: jsii.String("100 * FILL(hits, 0) / (FILL(hits, 0) + FILL(misses, 0))"),
+		UsingMetrics: &map[string]cw.IMetric{
+			"hits":   opMetric(MetricHits, "get", "Sum", "hits"),
+			"misses": opMetric(MetricMisses, "get", "Sum", "misses"),
+		},
+		Label:  jsii.String("hit ratio (%)"),
+		Period: metricPeriod(),
+	})
 	dash := cw.NewDashboard(scope, jsii.String("Dashboard"), &cw.DashboardProps{
 		DashboardName:   jsii.String("Stampede-" + cfg.Env),
 		DefaultInterval: awscdk.Duration_Hours(jsii.Number(3)),
 	})
 	dash.AddWidgets(
-		graph("Cache hits and misses", 9, hits, misses),
-		cw.NewSingleValueWidget(&cw.SingleValueWidgetProps{Title: jsii.String("Hit ratio"), Width: jsii.Number(6), Height: jsii.Number(6), Metrics: &[]cw.IMetric{hitRatio}}),
-		graph("Reservations: acquired and contended", 9, acquired, contended),
+		graph("Cache hits and misses", 6, counts("get", MetricHits, MetricMisses)...),
+		cw.NewSingleValueWidget(&cw.SingleValueWidgetProps{Title: jsii.String("Hit ratio"), Width: jsii.Number(4), Height: jsii.Number(6), Metrics: &[]cw.IMetric{hitRatio}}),
+		graph("Puts", 7, counts("put", MetricPutsCreated, MetricPutsOverwritten, MetricPutsRefused, MetricFencedPutsRefused)...),
+		graph("Reservations", 7, counts("reserve", MetricReservationsAcquired, MetricReservationsContended, MetricReservationsTakenOver)...),
 	)
 	dash.AddWidgets(
-		graph("Latency p50 (ms)", 12, p50ByFn...),
-		graph("Latency p99 (ms)", 12, p99ByFn...),
+		graph("Latency p99 by operation (ms)", 12, byOp(MetricLatency, "p99")...),
+		graph("Latency p50 by operation (ms)", 12, byOp(MetricLatency, "p50")...),
 	)
 	dash.AddWidgets(
-		graph("Errors (failed invocations + 5xx)", 8, errorsByFn...),
-		graph("Throttles", 8, throttlesByFn...),
-		graph("Invocations", 8, invocationsByFn...),
+		graph("Errors (5xx and failed invocations) by function", 8, errorsByFn...),
+		graph("Throttles (Lambda and DynamoDB) by function", 8, throttlesByFn...),
+		graph("Unavailable (503) by operation", 8, byOp(MetricUnavailable, "Sum")...),
 	)
-	dash.AddWidgets(cw.NewAlarmStatusWidget(&cw.AlarmStatusWidgetProps{
-		Title: jsii.String("Alarms"), Alarms: &alarms, Width: jsii.Number(24),
-	}))
+	m := s.apiMetrics
+	dash.AddWidgets(
+		graph("API requests, 4xx and 5xx", 8, m.count, m.clientErrors, m.serverErrors),
+		graph("API latency p99 (ms)", 8, m.latencyP99),
+		graph("Function duration p99 (ms)", 8, durationP99...),
+	)
+	dash.AddWidgets(
+		graph("Invocations by function", 8, invocations...),
+		cw.NewAlarmStatusWidget(&cw.AlarmStatusWidgetProps{Title: jsii.String("Alarms"), Alarms: &alarms, Width: jsii.Number(16), Height: jsii.Number(6)}),
+	)
 }

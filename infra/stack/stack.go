@@ -12,7 +12,9 @@ import (
 	"os"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	apigw "github.com/aws/aws-cdk-go/awscdk/v2/awsapigateway"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
@@ -42,6 +44,15 @@ type Stampede struct {
 	// APIURL is the API's base URL (ends in "/"); callers append
 	// "v1/projects/...".
 	APIURL *string
+	// AccessLogs receives the API stage's access logs (one JSON line per
+	// request: caller, source IP, request id, route, status, latency).
+	AccessLogs awslogs.LogGroup
+	// apiMetrics are the API's own metrics, for alarms and the dashboard.
+	apiMetrics apiMetrics
+	// policies are the functions' own policies, by function name.
+	policies map[string]awsiam.Policy
+	// restAPI is the REST API, in the REST variant.
+	restAPI apigw.RestApi
 	// ExampleStateMachine is set when Config.Example is.
 	ExampleStateMachine sfn.StateMachine
 }
@@ -79,6 +90,7 @@ func New(scope constructs.Construct, id string, props *awscdk.StackProps, cfg Co
 		Config:    cfg,
 		Functions: map[string]awslambda.Function{},
 		LogGroups: map[string]awslogs.LogGroup{},
+		policies:  map[string]awsiam.Policy{},
 	}
 
 	removal := awscdk.RemovalPolicy_DESTROY
@@ -101,14 +113,23 @@ func New(scope constructs.Construct, id string, props *awscdk.StackProps, cfg Co
 		RemovalPolicy:      removal,
 	})
 
-	var lifecycle []*awss3.LifecycleRule
-	lifecycle = append(lifecycle, &awss3.LifecycleRule{
-		Id:                                  jsii.String("abort-incomplete-uploads"),
-		AbortIncompleteMultipartUploadAfter: awscdk.Duration_Days(jsii.Number(7)),
-	})
+	lifecycle := []*awss3.LifecycleRule{
+		{
+			Id:                                  jsii.String("abort-incomplete-uploads"),
+			AbortIncompleteMultipartUploadAfter: awscdk.Duration_Days(jsii.Number(7)),
+		},
+		{
+			// Versioning keeps what a put's delete_blob, a delete, an
+			// overwrite or the expiry below removes, for so many days;
+			// then the delete markers left alone go too.
+			Id:                          jsii.String("expire-noncurrent-versions"),
+			NoncurrentVersionExpiration: awscdk.Duration_Days(jsii.Number(float64(cfg.NoncurrentVersionExpirationDays))),
+			ExpiredObjectDeleteMarker:   jsii.Bool(true),
+		},
+	}
 	if cfg.OutputsExpirationDays > 0 {
-		// An expired object leaves its entry dangling until a get with
-		// verify=true checks the object and drops the entry.
+		// The functions cap the lifetime of entries pointing into the
+		// bucket by the same figure (STAMPEDE_OUTPUT_EXPIRATION_DAYS).
 		lifecycle = append(lifecycle, &awss3.LifecycleRule{
 			Id:         jsii.String("expire-outputs"),
 			Expiration: awscdk.Duration_Days(jsii.Number(float64(cfg.OutputsExpirationDays))),
@@ -119,10 +140,13 @@ func New(scope constructs.Construct, id string, props *awscdk.StackProps, cfg Co
 		Encryption:        awss3.BucketEncryption_S3_MANAGED,
 		EnforceSSL:        jsii.Bool(true),
 		ObjectOwnership:   awss3.ObjectOwnership_BUCKET_OWNER_ENFORCED,
-		LifecycleRules:    &lifecycle,
+		// Objects live under <project>/<domain>/..., and Stampede deletes
+		// only its caller's own; versions make a deletion recoverable.
+		Versioned:      jsii.Bool(true),
+		LifecycleRules: &lifecycle,
 		// No autoDeleteObjects: its custom resource would bring a role
-		// with wildcard S3 actions. Empty the bucket before destroying a
-		// non-prod stack (docs/deploy.md).
+		// with wildcard S3 actions. Empty the bucket (every version)
+		// before destroying a non-prod stack (docs/deploy.md).
 		RemovalPolicy: removal,
 	})
 
@@ -140,6 +164,7 @@ func New(scope constructs.Construct, id string, props *awscdk.StackProps, cfg Co
 	if cfg.Example {
 		s.newExample(st, cfg)
 	}
+	s.suppressNagFindings(cfg)
 
 	output := func(id string, value *string, description string) {
 		awscdk.NewCfnOutput(st, jsii.String(id), &awscdk.CfnOutputProps{Value: value, Description: jsii.String(description)})

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -22,51 +23,60 @@ func TestResourceCounts(t *testing.T) {
 		"AWS::S3::Bucket":            1,
 		"AWS::S3::BucketPolicy":      1,
 		"AWS::Lambda::Function":      5,
-		"AWS::Logs::LogGroup":        5,
-		"AWS::Logs::MetricFilter":    9, // hits, misses, acquired, contended + 5 × server errors
-		"AWS::CloudWatch::Alarm":     15,
+		"AWS::Logs::LogGroup":        6,  // one per function, the API's access logs
+		"AWS::Logs::MetricFilter":    0,  // the functions emit metrics (EMF)
+		"AWS::CloudWatch::Alarm":     17, // errors, throttles, p99 duration per function; API 5xx and p99 latency
 		"AWS::CloudWatch::Dashboard": 1,
-		"AWS::Lambda::Permission":    5, // one per route: API Gateway may invoke that function only
+		"AWS::Lambda::Permission":    6, // one per route: API Gateway may invoke that function only
 	}
 	httpAPI := map[string]int{
 		"AWS::ApiGatewayV2::Api":         1,
 		"AWS::ApiGatewayV2::Stage":       1,
-		"AWS::ApiGatewayV2::Route":       5,
+		"AWS::ApiGatewayV2::Route":       6,
 		"AWS::ApiGatewayV2::Integration": 5,
 		"AWS::ApiGateway::RestApi":       0,
 	}
 	restAPI := map[string]int{
 		"AWS::ApiGatewayV2::Api":     0,
 		"AWS::ApiGateway::RestApi":   1,
-		"AWS::ApiGateway::Method":    5,
+		"AWS::ApiGateway::Method":    6,
 		"AWS::ApiGateway::Resource":  9, // v1/projects/{project}/domains/{domain}/{cache,reservations}/{key+}
 		"AWS::ApiGateway::Stage":     1,
 		"AWS::ApiGateway::Account":   0, // no account-wide CloudWatch role
 		"AWS::ApiGateway::ApiKey":    0,
 		"AWS::ApiGateway::UsagePlan": 0,
 	}
+	restWithRole := map[string]int{}
+	for k, n := range restAPI {
+		restWithRole[k] = n
+	}
+	restWithRole["AWS::ApiGateway::Account"] = 1
 	for _, tc := range []struct {
-		v         *variant
-		api       map[string]int
-		roles     int
-		stateMach int
+		v                   *variant
+		api                 map[string]int
+		roles, policies     int
+		stateMach, logGroup int
 	}{
-		{devHTTP, httpAPI, 5, 0},
-		{prod, httpAPI, 5, 0},
-		{stagingREST, restAPI, 5, 0},
-		{example, httpAPI, 6, 1},
+		// Each function's role: its own policy and CDK's default policy
+		// (X-Ray); the example state machine's role: a default policy.
+		{devHTTP, httpAPI, 5, 10, 0, 0},
+		{prod, httpAPI, 5, 10, 0, 0},
+		{stagingREST, restAPI, 5, 10, 0, 0},
+		{example, httpAPI, 6, 11, 1, 1},
+		{restRole, restWithRole, 6, 10, 0, 0},
 	} {
 		t.Run(tc.v.name, func(t *testing.T) {
 			tpl := tc.v.template(t)
 			want := map[string]int{
 				"AWS::IAM::Role":                   tc.roles,
-				"AWS::IAM::Policy":                 tc.roles,
+				"AWS::IAM::Policy":                 tc.policies,
 				"AWS::IAM::ManagedPolicy":          0,
 				"AWS::StepFunctions::StateMachine": tc.stateMach,
 			}
 			for k, n := range common {
 				want[k] = n
 			}
+			want["AWS::Logs::LogGroup"] += tc.logGroup
 			for k, n := range tc.api {
 				want[k] = n
 			}
@@ -99,14 +109,15 @@ func TestStackNames(t *testing.T) {
 
 func TestFunctions(t *testing.T) {
 	for _, tc := range []struct {
-		v                    *variant
-		env, arch, log, mem  string
-		memory               float64
-		heartbeat, maxBeatSc string
+		v                   *variant
+		env, arch, log      string
+		memory              float64
+		expiration          string
+		reservedConcurrency any // nil: none
 	}{
-		{v: devHTTP, env: "dev", arch: "arm64", log: "info", memory: stack.DefaultMemoryMB},
-		{v: prod, env: "prod", arch: "arm64", log: "info", memory: stack.DefaultMemoryMB},
-		{v: stagingREST, env: "staging", arch: "x86_64", log: "debug", memory: 512},
+		{v: devHTTP, env: "dev", arch: "arm64", log: "info", memory: stack.DefaultMemoryMB, expiration: "30", reservedConcurrency: 10.0},
+		{v: prod, env: "prod", arch: "arm64", log: "info", memory: stack.DefaultMemoryMB, expiration: "90", reservedConcurrency: 100.0},
+		{v: stagingREST, env: "staging", arch: "x86_64", log: "debug", memory: 512, expiration: "0"},
 	} {
 		tpl := tc.v.template(t)
 		table := tc.v.logicalID(t, "AWS::DynamoDB::Table", "Table")
@@ -122,24 +133,30 @@ func TestFunctions(t *testing.T) {
 						"Handler":       "bootstrap",
 						"MemorySize":    tc.memory,
 						"Timeout":       10,
+						"TracingConfig": map[string]any{"Mode": "Active"},
 						"LoggingConfig": map[string]any{
 							"LogFormat":           "JSON",
 							"LogGroup":            map[string]any{"Ref": logs},
 							"ApplicationLogLevel": strings.ToUpper(tc.log),
 						},
 						"Environment": map[string]any{"Variables": map[string]any{
-							"STAMPEDE_TABLE":                 map[string]any{"Ref": table},
-							"STAMPEDE_HEARTBEAT_MULTIPLIER":  "3",
-							"STAMPEDE_MAX_HEARTBEAT_SECONDS": "10",
-							"STAMPEDE_LOG_LEVEL":             tc.log,
-							"STAMPEDE_MANAGED_BUCKETS":       map[string]any{"Ref": bucket},
+							"STAMPEDE_TABLE":                  map[string]any{"Ref": table},
+							"STAMPEDE_HEARTBEAT_MULTIPLIER":   "3",
+							"STAMPEDE_MAX_HEARTBEAT_SECONDS":  "10",
+							"STAMPEDE_LOG_LEVEL":              tc.log,
+							"STAMPEDE_MANAGED_BUCKETS":        map[string]any{"Ref": bucket},
+							"STAMPEDE_OUTPUT_EXPIRATION_DAYS": tc.expiration,
 						}},
 					}))
 				})
+				id := tc.v.logicalID(t, "AWS::Lambda::Function", f.Title())
+				props := tc.v.resources(t)[id]["Properties"].(map[string]any)
+				if got := props["ReservedConcurrentExecutions"]; got != tc.reservedConcurrency {
+					t.Errorf("reserved concurrency %v, want %v", got, tc.reservedConcurrency)
+				}
 				// The code is the asset built by `make build`, staged
 				// from the asset folder: an S3 object, never inline.
-				id := tc.v.logicalID(t, "AWS::Lambda::Function", f.Title())
-				code := tc.v.resources(t)[id]["Properties"].(map[string]any)["Code"].(map[string]any)
+				code := props["Code"].(map[string]any)
 				if _, ok := code["S3Key"]; !ok || code["ZipFile"] != nil {
 					t.Errorf("code is not an asset: %v", code)
 				}
@@ -182,7 +199,7 @@ func policyActions(t *testing.T, v *variant, role string) map[string][]string {
 // its own actions (stack.Functions), on exactly the table, the bucket's
 // objects and its own log group, and nothing else.
 func TestLeastPrivilege(t *testing.T) {
-	for _, v := range []*variant{devHTTP, prod, stagingREST, example} {
+	for _, v := range variants {
 		table := v.logicalID(t, "AWS::DynamoDB::Table", "Table")
 		bucket := v.logicalID(t, "AWS::S3::Bucket", "Outputs")
 		for _, f := range stack.Functions() {
@@ -203,6 +220,9 @@ func TestLeastPrivilege(t *testing.T) {
 				want := map[string][]string{
 					"logs:CreateLogStream": {"${" + v.logicalID(t, "AWS::Logs::LogGroup", f.Title()+"Logs") + ".Arn}"},
 					"logs:PutLogEvents":    {"${" + v.logicalID(t, "AWS::Logs::LogGroup", f.Title()+"Logs") + ".Arn}"},
+					// Active tracing; X-Ray has no resource ARNs.
+					"xray:PutTraceSegments":    {"*"},
+					"xray:PutTelemetryRecords": {"*"},
 				}
 				for _, a := range f.TableActions {
 					want[a] = []string{"${" + table + ".Arn}"}
@@ -243,10 +263,22 @@ func TestPermissionTable(t *testing.T) {
 	}
 }
 
+// starActions may be granted on "*" only: they have no resource-level
+// permissions (X-Ray; CloudWatch Logs' delivery to a state machine's log
+// group).
+var starActions = map[string]bool{
+	"xray:PutTraceSegments": true, "xray:PutTelemetryRecords": true,
+	"xray:GetSamplingRules": true, "xray:GetSamplingTargets": true,
+	"logs:CreateLogDelivery": true, "logs:GetLogDelivery": true, "logs:UpdateLogDelivery": true,
+	"logs:DeleteLogDelivery": true, "logs:ListLogDeliveries": true, "logs:PutResourcePolicy": true,
+	"logs:DescribeResourcePolicies": true, "logs:DescribeLogGroups": true,
+}
+
 // TestNoWildcards checks every Allow statement of every IAM policy in
-// every variant: no wildcard in an action, no "*" resource; the only
-// patterns are the ones listed (objects of the outputs bucket, and the
-// versions of a function, which CDK's LambdaInvoke task adds).
+// every variant: no wildcard in an action; "*" only for actions that have
+// no resource-level permissions; the only other patterns are the ones
+// listed (objects of the outputs bucket, the example's prefix of it, and
+// the versions of a function, which CDK's LambdaInvoke task adds).
 func TestNoWildcards(t *testing.T) {
 	for _, v := range variants {
 		t.Run(v.name, func(t *testing.T) {
@@ -256,19 +288,22 @@ func TestNoWildcards(t *testing.T) {
 				fns["${"+id+".Arn}:*"] = true
 			}
 			allowedPatterns := map[string]bool{
-				"${" + bucket + ".Arn}/*":          true,
-				"${" + bucket + ".Arn}/examples/*": true,
+				"${" + bucket + ".Arn}/*":              true,
+				"${" + bucket + ".Arn}/examples/dev/*": true,
 			}
 			var docs []any
 			for _, p := range v.ofType(t, "AWS::IAM::Policy") {
 				docs = append(docs, p["PolicyDocument"])
 			}
-			for _, p := range v.ofType(t, "AWS::IAM::Role") {
+			for id, p := range v.ofType(t, "AWS::IAM::Role") {
 				for _, inline := range list(p["Policies"]) {
 					docs = append(docs, inline.(map[string]any)["PolicyDocument"])
 				}
-				if p["ManagedPolicyArns"] != nil {
-					t.Errorf("a role has managed policies: %v", p["ManagedPolicyArns"])
+				managed := flat(p["ManagedPolicyArns"])
+				// API Gateway's account role: the managed policy API
+				// Gateway documents for it (apiGatewayCloudWatchRole=true).
+				if p["ManagedPolicyArns"] != nil && !(strings.HasPrefix(id, "RestApiCloudWatchRole") && strings.Contains(managed, "policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs")) {
+					t.Errorf("role %s has managed policies: %v", id, managed)
 				}
 			}
 			for _, d := range docs {
@@ -287,6 +322,14 @@ func TestNoWildcards(t *testing.T) {
 					}
 					for _, r := range list(st["Resource"]) {
 						res := flat(r)
+						if res == "*" {
+							for _, a := range list(st["Action"]) {
+								if !starActions[a.(string)] {
+									t.Errorf("%s on every resource", a)
+								}
+							}
+							continue
+						}
 						if strings.Contains(res, "*") && !allowedPatterns[res] && !fns[res] {
 							t.Errorf("wildcard resource %q", res)
 						}
@@ -356,10 +399,10 @@ func TestTable(t *testing.T) {
 
 func TestBucket(t *testing.T) {
 	for _, tc := range []struct {
-		v      *variant
-		expiry float64 // 0: no expiration rule
+		v                  *variant
+		expiry, noncurrent float64 // expiry 0: no expiration rule
 	}{
-		{devHTTP, 30}, {prod, 90}, {stagingREST, 0},
+		{devHTTP, 30, 7}, {prod, 90, 30}, {stagingREST, 0, 3},
 	} {
 		t.Run(tc.v.name, func(t *testing.T) {
 			tpl := tc.v.template(t)
@@ -371,17 +414,30 @@ func TestBucket(t *testing.T) {
 					"BucketEncryption": map[string]any{"ServerSideEncryptionConfiguration": []any{
 						map[string]any{"ServerSideEncryptionByDefault": map[string]any{"SSEAlgorithm": "AES256"}},
 					}},
+					// A deletion (delete_blob, expiry) keeps the previous
+					// version for a while.
+					"VersioningConfiguration": map[string]any{"Status": "Enabled"},
 				})
 			})
 			for _, props := range tc.v.ofType(t, "AWS::S3::Bucket") {
-				var expiry any
+				var expiry, noncurrent, markers any
 				for _, r := range list(props["LifecycleConfiguration"].(map[string]any)["Rules"]) {
-					if e, ok := r.(map[string]any)["ExpirationInDays"]; ok {
+					rule := r.(map[string]any)
+					if e, ok := rule["ExpirationInDays"]; ok {
 						expiry = e
+					}
+					if n, ok := rule["NoncurrentVersionExpiration"].(map[string]any); ok {
+						noncurrent, markers = n["NoncurrentDays"], rule["ExpiredObjectDeleteMarker"]
+					}
+					if rule["Status"] != "Enabled" {
+						t.Errorf("rule %v is not enabled", rule)
 					}
 				}
 				if tc.expiry == 0 && expiry != nil || tc.expiry != 0 && expiry != tc.expiry {
 					t.Errorf("expiration %v days, want %v", expiry, tc.expiry)
+				}
+				if noncurrent != tc.noncurrent || markers != true {
+					t.Errorf("noncurrent versions expire after %v days (delete markers removed: %v), want %v", noncurrent, markers, tc.noncurrent)
 				}
 			}
 		})
@@ -395,6 +451,7 @@ var routeKeys = map[string]string{
 	"DELETE " + stack.CachePath:        "delete",
 	"POST " + stack.ReservationsPath:   "reserve",
 	"DELETE " + stack.ReservationsPath: "release",
+	"GET " + stack.ReservationsPath:    "get", // op inspect
 }
 
 func TestHTTPRoutesRequireIAM(t *testing.T) {
@@ -425,9 +482,17 @@ func TestHTTPRoutesRequireIAM(t *testing.T) {
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("routes:\n got  %v\n want %v", got, want)
 			}
+			rate, burst := 100.0, 200.0
+			if v == prod {
+				rate, burst = 1000, 2000
+			}
 			check(t, "default stage", func() {
-				v.template(t).HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Stage"), &map[string]any{"StageName": "$default", "AutoDeploy": true})
+				v.template(t).HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Stage"), &map[string]any{
+					"StageName": "$default", "AutoDeploy": true,
+					"DefaultRouteSettings": map[string]any{"ThrottlingRateLimit": rate, "ThrottlingBurstLimit": burst},
+				})
 			})
+			checkAccessLogs(t, v, "AWS::ApiGatewayV2::Stage", "$context.routeKey")
 		})
 	}
 }
@@ -472,8 +537,15 @@ func TestRESTMethodsRequireIAM(t *testing.T) {
 	}
 	tpl := v.template(t)
 	check(t, "stage", func() {
-		tpl.HasResourceProperties(jsii.String("AWS::ApiGateway::Stage"), &map[string]any{"StageName": "staging"})
+		tpl.HasResourceProperties(jsii.String("AWS::ApiGateway::Stage"), &map[string]any{
+			"StageName":      "staging",
+			"TracingEnabled": true,
+			"MethodSettings": []any{map[string]any{
+				"HttpMethod": "*", "ResourcePath": "/*", "ThrottlingRateLimit": 50, "ThrottlingBurstLimit": 75,
+			}},
+		})
 	})
+	checkAccessLogs(t, v, "AWS::ApiGateway::Stage", "$context.resourcePath")
 	check(t, "regional endpoint", func() {
 		tpl.HasResourceProperties(jsii.String("AWS::ApiGateway::RestApi"), &map[string]any{
 			"EndpointConfiguration": map[string]any{"Types": []any{"REGIONAL"}},
@@ -512,10 +584,14 @@ func TestLogGroups(t *testing.T) {
 		env       string
 		retention float64
 	}{{devHTTP, "dev", 14}, {prod, "prod", 90}, {stagingREST, "staging", 14}} {
+		names := []string{"/aws/apigateway/stampede-" + tc.env + "/access"}
 		for _, f := range stack.Functions() {
-			check(t, tc.v.name+"/"+f.Name, func() {
+			names = append(names, "/aws/lambda/stampede-"+tc.env+"-"+f.Name)
+		}
+		for _, name := range names {
+			check(t, tc.v.name+" "+name, func() {
 				tc.v.template(t).HasResourceProperties(jsii.String("AWS::Logs::LogGroup"), &map[string]any{
-					"LogGroupName":    "/aws/lambda/stampede-" + tc.env + "-" + f.Name,
+					"LogGroupName":    name,
 					"RetentionInDays": tc.retention,
 				})
 			})
@@ -523,47 +599,52 @@ func TestLogGroups(t *testing.T) {
 	}
 }
 
-func TestMetricFilters(t *testing.T) {
-	v := devHTTP
-	want := map[string]string{ // metric → the log group's function and outcome
-		stack.MetricCacheHits:             "get/hit",
-		stack.MetricCacheMisses:           "get/miss",
-		stack.MetricReservationsAcquired:  "reserve/acquired",
-		stack.MetricReservationsContended: "reserve/contended",
-	}
-	got := map[string]string{}
-	serverErrors := map[string]bool{}
-	for _, p := range v.ofType(t, "AWS::Logs::MetricFilter") {
-		mt := list(p["MetricTransformations"])[0].(map[string]any)
-		if mt["MetricNamespace"] != "Stampede/dev" || mt["MetricValue"] != "1" {
-			t.Errorf("metric transformation %v", mt)
+// checkAccessLogs checks that the API stage writes one JSON line per
+// request into the access log group, naming the caller, source IP, request
+// id, route, status and latency.
+func checkAccessLogs(t *testing.T, v *variant, stageType, route string) {
+	t.Helper()
+	logs := v.logicalID(t, "AWS::Logs::LogGroup", "ApiAccessLogs")
+	for id, p := range v.ofType(t, stageType) {
+		settings, _ := p["AccessLogSettings"].(map[string]any) // HTTP API
+		if rest, ok := p["AccessLogSetting"].(map[string]any); ok {
+			settings = rest
 		}
-		pattern := p["FilterPattern"].(string)
-		if !strings.Contains(pattern, `(($.message = "request") || ($.msg = "request"))`) {
-			t.Errorf("pattern %q does not select request lines", pattern)
-		}
-		lg := flat(p["LogGroupName"])
-		fn := ""
-		for _, f := range stack.Functions() {
-			if lg == "${"+v.logicalID(t, "AWS::Logs::LogGroup", f.Title()+"Logs")+"}" {
-				fn = f.Name
-			}
-		}
-		outcome := pattern[strings.Index(pattern, `$.outcome = "`)+len(`$.outcome = "`):]
-		outcome = outcome[:strings.Index(outcome, `"`)]
-		if mt["MetricName"] == stack.MetricServerErrors {
-			serverErrors[fn] = outcome == "error" && flat(mt["Dimensions"]) == `[{"Key":"Operation","Value":"$.op"}]`
+		if flat(settings["DestinationArn"]) != "${"+logs+".Arn}" {
+			t.Errorf("stage %s: access logs go to %v", id, settings["DestinationArn"])
 			continue
 		}
-		got[mt["MetricName"].(string)] = fn + "/" + outcome
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("metric filters:\n got  %v\n want %v", got, want)
-	}
-	for _, f := range stack.Functions() {
-		if !serverErrors[f.Name] {
-			t.Errorf("no server-errors filter on the %s log group", f.Name)
+		var fields map[string]string
+		if err := json.Unmarshal([]byte(settings["Format"].(string)), &fields); err != nil {
+			t.Errorf("stage %s: access log format is not JSON: %v", id, err)
+			continue
 		}
+		for k, want := range map[string]string{
+			"userArn": "$context.identity.userArn", "caller": "$context.identity.caller", "accountId": "$context.identity.accountId",
+			"sourceIp": "$context.identity.sourceIp", "requestId": "$context.requestId", "route": route,
+			"status": "$context.status", "responseLatency": "$context.responseLatency", "integrationLatency": "$context.integrationLatency",
+		} {
+			if fields[k] != want {
+				t.Errorf("stage %s: access log field %s = %q, want %q", id, k, fields[k], want)
+			}
+		}
+	}
+}
+
+// TestMetricNames keeps the stack's metric names those of the contract the
+// functions emit (CONTRACT.md, issue 11).
+func TestMetricNames(t *testing.T) {
+	got := []string{stack.MetricHits, stack.MetricMisses, stack.MetricPutsCreated, stack.MetricPutsOverwritten,
+		stack.MetricPutsRefused, stack.MetricFencedPutsRefused, stack.MetricReservationsAcquired,
+		stack.MetricReservationsContended, stack.MetricReservationsTakenOver, stack.MetricThrottles,
+		stack.MetricUnavailable, stack.MetricErrors, stack.MetricLatency}
+	want := []string{"Hits", "Misses", "PutsCreated", "PutsOverwritten", "PutsRefused", "FencedPutsRefused",
+		"ReservationsAcquired", "ReservationsContended", "ReservationsTakenOver", "Throttles", "Unavailable", "Errors", "Latency"}
+	if !reflect.DeepEqual(got, want) || stack.MetricsNamespace != "Stampede" || stack.DimOperation != "Operation" {
+		t.Errorf("metrics %v in %s by %s, want %v in Stampede by Operation", got, stack.MetricsNamespace, stack.DimOperation, want)
+	}
+	if ops := stack.Operations(); !reflect.DeepEqual(sorted(ops), []string{"delete", "get", "inspect", "put", "release", "reserve"}) {
+		t.Errorf("operations %v", ops)
 	}
 }
 
@@ -575,36 +656,62 @@ func TestAlarms(t *testing.T) {
 			for _, p := range v.ofType(t, "AWS::CloudWatch::Alarm") {
 				alarms[p["AlarmName"].(string)] = p
 			}
+			emf := func(metric, op string) string {
+				return `"Dimensions":[{"Name":"Operation","Value":"` + op + `"}],"MetricName":"` + metric + `","Namespace":"Stampede"`
+			}
+			var all []map[string]any
 			for _, f := range stack.Functions() {
 				fnRef := "${" + v.logicalID(t, "AWS::Lambda::Function", f.Title()) + "}"
+				fnDim := `"Dimensions":[{"Name":"FunctionName","Value":{"Ref":"` + strings.TrimSuffix(strings.TrimPrefix(fnRef, "${"), "}") + `"}}]`
 				prefix := "stampede-" + env + "-" + f.Name
 				errs, ok := alarms[prefix+"-errors"]
 				if !ok {
 					t.Fatalf("no alarm %s-errors", prefix)
 				}
-				m := flat(errs["Metrics"])
-				for _, s := range []string{`"MetricName":"Errors"`, `"Namespace":"AWS/Lambda"`, `"MetricName":"ServerErrors"`, `"Value":"` + f.Name + `"`, "FILL("} {
-					if !strings.Contains(m, s) {
+				want := []string{`"MetricName":"Errors","Namespace":"AWS/Lambda"`, "FILL("}
+				for _, op := range f.Operations {
+					want = append(want, emf("Errors", op))
+				}
+				for _, s := range want {
+					if m := flat(errs["Metrics"]); !strings.Contains(m, s) {
 						t.Errorf("%s-errors metrics lack %s: %s", prefix, s, m)
 					}
 				}
-				fnDim := `"Dimensions":[{"Name":"FunctionName","Value":{"Ref":"` + strings.TrimSuffix(strings.TrimPrefix(fnRef, "${"), "}") + `"}}]`
 				thr, ok := alarms[prefix+"-throttles"]
-				if m := flat(thr["Metrics"]); !ok || !strings.Contains(m, `"MetricName":"Throttles","Namespace":"AWS/Lambda"`) || !strings.Contains(m, fnDim) || thr["Threshold"] != 1.0 {
-					t.Errorf("%s-throttles: %v", prefix, thr)
+				want = []string{`"MetricName":"Throttles","Namespace":"AWS/Lambda"`, fnDim}
+				for _, op := range f.Operations {
+					want = append(want, emf("Throttles", op))
+				}
+				for _, s := range want {
+					if m := flat(thr["Metrics"]); !ok || !strings.Contains(m, s) || thr["Threshold"] != 1.0 {
+						t.Errorf("%s-throttles lacks %s: %v", prefix, s, thr)
+					}
 				}
 				dur, ok := alarms[prefix+"-p99-duration"]
 				if m := flat(dur["Metrics"]); !ok || !strings.Contains(m, `"MetricName":"Duration","Namespace":"AWS/Lambda"`) || !strings.Contains(m, `"Stat":"p99"`) || !strings.Contains(m, fnDim) || dur["Threshold"] != 1000.0 {
 					t.Errorf("%s-p99-duration: %v", prefix, dur)
 				}
-				for _, a := range []map[string]any{errs, thr, dur} {
-					actions := list(a["AlarmActions"])
-					if v == stagingREST && (len(actions) != 1 || actions[0] != "arn:aws:sns:eu-west-1:123456789012:oncall") {
-						t.Errorf("%s: alarm actions %v", a["AlarmName"], actions)
-					}
-					if v == devHTTP && len(actions) != 0 {
-						t.Errorf("%s: alarm actions %v", a["AlarmName"], actions)
-					}
+				all = append(all, errs, thr, dur)
+			}
+			serverErrors, latency := `"MetricName":"5xx"`, `"MetricName":"Latency"`
+			if v.context["api"] == "rest" {
+				serverErrors = `"MetricName":"5XXError"`
+			}
+			api5xx, ok := alarms["stampede-"+env+"-api-5xx"]
+			if m := flat(api5xx); !ok || !strings.Contains(m, serverErrors) || !strings.Contains(m, `"Namespace":"AWS/ApiGateway"`) || !strings.Contains(m, `"Statistic":"Sum"`) {
+				t.Errorf("api 5xx alarm: %v", api5xx)
+			}
+			apiLatency, ok := alarms["stampede-"+env+"-api-p99-latency"]
+			if m := flat(apiLatency); !ok || !strings.Contains(m, latency) || !strings.Contains(m, `"ExtendedStatistic":"p99"`) || apiLatency["Threshold"] != 1000.0 {
+				t.Errorf("api latency alarm: %v", apiLatency)
+			}
+			for _, a := range append(all, api5xx, apiLatency) {
+				actions := list(a["AlarmActions"])
+				if v == stagingREST && (len(actions) != 1 || actions[0] != "arn:aws:sns:eu-west-1:123456789012:oncall") {
+					t.Errorf("%s: alarm actions %v", a["AlarmName"], actions)
+				}
+				if v == devHTTP && len(actions) != 0 {
+					t.Errorf("%s: alarm actions %v", a["AlarmName"], actions)
 				}
 			}
 		})
@@ -617,15 +724,30 @@ func TestDashboard(t *testing.T) {
 			t.Errorf("dashboard name %v", p["DashboardName"])
 		}
 		body := flat(p["DashboardBody"])
-		for _, s := range []string{
-			`"Stampede/dev","CacheHits"`, `"Stampede/dev","CacheMisses"`,
-			`"Stampede/dev","ReservationsContended"`, `"Stampede/dev","ReservationsAcquired"`,
-			`"AWS/Lambda","Duration"`, `"stat":"p99"`, `"stat":"p50"`,
-			`"AWS/Lambda","Throttles"`, "hit ratio", `"type":"alarm"`,
+		want := []string{
+			`"AWS/Lambda","Duration"`, `"AWS/Lambda","Throttles"`, `"AWS/Lambda","Invocations"`,
+			`"AWS/ApiGateway","5xx"`, `"AWS/ApiGateway","4xx"`, `"AWS/ApiGateway","Count"`, `"AWS/ApiGateway","Latency"`,
+			"hit ratio", `"type":"alarm"`,
+		}
+		emf := func(metric, op string) string { return `"Stampede","` + metric + `","Operation","` + op + `"` }
+		for metric, ops := range map[string][]string{
+			stack.MetricHits: {"get"}, stack.MetricMisses: {"get"},
+			stack.MetricPutsCreated: {"put"}, stack.MetricPutsOverwritten: {"put"}, stack.MetricPutsRefused: {"put"}, stack.MetricFencedPutsRefused: {"put"},
+			stack.MetricReservationsAcquired: {"reserve"}, stack.MetricReservationsContended: {"reserve"}, stack.MetricReservationsTakenOver: {"reserve"},
+			stack.MetricLatency: stack.Operations(), stack.MetricUnavailable: stack.Operations(),
+			stack.MetricErrors: stack.Operations(), stack.MetricThrottles: stack.Operations(),
 		} {
+			for _, op := range ops {
+				want = append(want, emf(metric, op))
+			}
+		}
+		for _, s := range want {
 			if !strings.Contains(body, s) {
 				t.Errorf("dashboard lacks %s", s)
 			}
+		}
+		if !strings.Contains(body, `"stat":"p99"`) || !strings.Contains(body, `"stat":"p50"`) {
+			t.Errorf("dashboard lacks p50 and p99 latency")
 		}
 	}
 }
@@ -682,8 +804,18 @@ func asl(t *testing.T) map[string]any {
 func TestExampleStateMachine(t *testing.T) {
 	def := asl(t)
 	states := def["States"].(map[string]any)
+	run, ok := states["Example: Run task"].(map[string]any)
+	if !ok {
+		t.Fatal("no state Example: Run task")
+	}
+	for _, b := range list(run["Branches"]) {
+		for name, s := range b.(map[string]any)["States"].(map[string]any) {
+			states[name] = s
+		}
+	}
 	st := func(name string) map[string]any {
-		s, ok := states["Example: "+name].(map[string]any)
+		t.Helper()
+		s, ok := states[name].(map[string]any)
 		if !ok {
 			t.Fatalf("no state %q", name)
 		}
@@ -697,48 +829,70 @@ func TestExampleStateMachine(t *testing.T) {
 		t.Errorf("StartAt %v, TimeoutSeconds %v", def["StartAt"], def["TimeoutSeconds"])
 	}
 	// get → hit? → (hit) done | (miss) reserve → acquired? → (yes) run | (no) wait → get
-	if st("Get")["Resource"] != fn("get") || st("Get")["Next"] != "Example: Cache hit?" {
-		t.Errorf("get: %v", st("Get"))
+	if st("Example: Get")["Resource"] != fn("get") || st("Example: Get")["Next"] != "Example: Cache hit?" {
+		t.Errorf("get: %v", st("Example: Get"))
 	}
-	if st("Cache hit?")["Default"] != "Example: Reserve" || st("Cache hit?")["Choices"].([]any)[0].(map[string]any)["Next"] != "Example: Done" {
-		t.Errorf("cache hit?: %v", st("Cache hit?"))
+	if c := st("Example: Cache hit?"); c["Default"] != "Example: Reserve" || c["Choices"].([]any)[0].(map[string]any)["Next"] != "Example: Done" {
+		t.Errorf("cache hit?: %v", c)
 	}
-	if st("Reserve")["Resource"] != fn("reserve") || st("Reserve")["Next"] != "Example: Reservation acquired?" {
-		t.Errorf("reserve: %v", st("Reserve"))
+	if r := st("Example: Reserve"); r["Resource"] != fn("reserve") || r["Next"] != "Example: Reservation acquired?" || r["Parameters"].(map[string]any)["heartbeat_interval_seconds"] != 10.0 {
+		t.Errorf("reserve: %v", r)
 	}
-	acq := st("Reservation acquired?")
+	acq := st("Example: Reservation acquired?")
 	if acq["Default"] != "Example: Wait for the holder" || acq["Choices"].([]any)[0].(map[string]any)["Next"] != "Example: Run task" {
 		t.Errorf("acquired?: %v", acq)
 	}
-	if w := st("Wait for the holder"); w["Type"] != "Wait" || w["Next"] != "Example: Get" || w["Seconds"] != 10.0 {
-		t.Errorf("wait: %v (must loop back to get after one heartbeat)", w)
+	if w := st("Example: Wait for the holder"); w["Type"] != "Wait" || w["Next"] != "Example: Get" || w["SecondsPath"] != "$.reservation.reservation.heartbeat_interval_seconds" {
+		t.Errorf("wait: %v (must loop back to get after one of the holder's heartbeats)", w)
 	}
-	run := st("Run task")
-	if run["Type"] != "Parallel" || run["Next"] != "Example: Put and release" {
+	if run["Type"] != "Parallel" || len(list(run["Branches"])) != 2 {
 		t.Errorf("run: %v", run)
 	}
-	branch := run["Branches"].([]any)[0].(map[string]any)
-	if branch["StartAt"] != "Example task: write the output" {
-		t.Errorf("branch: %v", branch)
+	if in := st("Example: Task input"); in["Next"] != "Example task: write the output" {
+		t.Errorf("the task's branch starts %v", in)
 	}
-	if catch := list(run["Catch"])[0].(map[string]any); catch["Next"] != "Example: Release after failure" {
+	write := st("Example task: write the output")
+	if p := write["Parameters"].(map[string]any); p["Key.$"] != "States.Format('examples/dev/{}', $.key)" {
+		t.Errorf("the example writes under its own project and domain: %v", p)
+	}
+	if b := st("Example: Heartbeat"); b["Resource"] != fn("reserve") || b["Next"] != "Example: Still held?" {
+		t.Errorf("heartbeat: %v", b)
+	}
+	if catch := list(run["Catch"]); len(catch) != 2 || catch[0].(map[string]any)["Next"] != "Example: Decode the task output" || catch[1].(map[string]any)["Next"] != "Example: Release after failure" {
 		t.Errorf("run catch: %v", catch)
 	}
-	if p := st("Put and release"); p["Resource"] != fn("put") || p["Next"] != "Example: Done" || p["Parameters"].(map[string]any)["release"] != true {
+	if p := st("Example: Put and release"); p["Resource"] != fn("put") || p["Next"] != "Example: Done" || p["Parameters"].(map[string]any)["release"] != true {
 		t.Errorf("put: %v", p)
 	}
-	if r := st("Release after failure"); r["Resource"] != fn("release") || r["Next"] != "Example: Failed" {
+	if r := st("Example: Release after failure"); r["Resource"] != fn("release") || r["Next"] != "Example: Failed" {
 		t.Errorf("release after failure: %v", r)
 	}
-	if f := st("Failed"); f["Type"] != "Fail" || f["ErrorPath"] != "$.error.Error" || f["CausePath"] != "$.error.Cause" {
+	if f := st("Example: Failed"); f["Type"] != "Fail" || f["ErrorPath"] != "$.error.Error" || f["CausePath"] != "$.error.Cause" {
 		t.Errorf("failed: %v", f)
 	}
-	if d := st("Done"); d["End"] != true {
+	if d := st("Example: Done"); d["End"] != true {
 		t.Errorf("done: %v", d)
 	}
 
+	// Logged (every state, with its data) into its own log group, and
+	// traced.
+	logs := example.logicalID(t, "AWS::Logs::LogGroup", "ExampleLogs")
+	check(t, "logging and tracing", func() {
+		example.template(t).HasResourceProperties(jsii.String("AWS::StepFunctions::StateMachine"), &map[string]any{
+			"LoggingConfiguration": map[string]any{
+				"Level": "ALL", "IncludeExecutionData": true,
+				"Destinations": []any{map[string]any{"CloudWatchLogsLogGroup": map[string]any{"LogGroupArn": map[string]any{"Fn::GetAtt": []any{logs, "Arn"}}}}},
+			},
+			"TracingConfiguration": map[string]any{"Enabled": true},
+		})
+		example.template(t).HasResourceProperties(jsii.String("AWS::Logs::LogGroup"), &map[string]any{
+			"LogGroupName": "/aws/vendedlogs/states/stampede-dev-example", "RetentionInDays": 14,
+		})
+	})
+
 	// The state machine may invoke get, put, reserve and release (not
-	// delete), and write the example's objects, nothing else.
+	// delete), write the example's objects, deliver its logs and traces,
+	// nothing else.
 	roleID := example.logicalID(t, "AWS::IAM::Role", "ExampleStateMachineRole")
 	got := policyActions(t, example, roleID)
 	var invokable []string
@@ -752,7 +906,11 @@ func TestExampleStateMachine(t *testing.T) {
 	}
 	delete(got, "lambda:InvokeFunction")
 	bucket := example.logicalID(t, "AWS::S3::Bucket", "Outputs")
-	if want := map[string][]string{"s3:PutObject": {"${" + bucket + ".Arn}/examples/*"}}; !reflect.DeepEqual(got, want) {
+	want := map[string][]string{"s3:PutObject": {"${" + bucket + ".Arn}/examples/dev/*"}}
+	for a := range starActions {
+		want[a] = []string{"*"}
+	}
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("state machine's other permissions %v, want %v", got, want)
 	}
 }
@@ -786,13 +944,17 @@ func TestExampleASLDocumented(t *testing.T) {
 
 func TestInvalidContext(t *testing.T) {
 	for name, ctx := range map[string]map[string]string{
-		"env with capitals":   {"env": "Prod"},
-		"unknown api":         {"api": "grpc"},
-		"unknown arch":        {"arch": "riscv"},
-		"memory below 128":    {"memory": "64"},
-		"expiration not a nb": {"outputsExpirationDays": "soon"},
-		"example not a bool":  {"example": "maybe"},
-		"missing assets":      {"assetDir": "/nonexistent/build"},
+		"env with capitals":    {"env": "Prod"},
+		"unknown api":          {"api": "grpc"},
+		"unknown arch":         {"arch": "riscv"},
+		"memory below 128":     {"memory": "64"},
+		"expiration not a nb":  {"outputsExpirationDays": "soon"},
+		"example not a bool":   {"example": "maybe"},
+		"negative concurrency": {"reservedConcurrency": "-1"},
+		"zero rate":            {"throttleRateLimit": "0"},
+		"role not a bool":      {"apiGatewayCloudWatchRole": "sometimes"},
+		"noncurrent zero":      {"noncurrentVersionExpirationDays": "0"},
+		"missing assets":       {"assetDir": "/nonexistent/build"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			app := newApp(t, ctx)
@@ -867,5 +1029,43 @@ func TestPermissionsMatchTheService(t *testing.T) {
 		if !used[a] {
 			t.Errorf("%s is granted, but the service never needs it", a)
 		}
+	}
+}
+
+// TestRoutesMatchTheService reads the service's route table
+// (internal/transport/routes.go, in the repository's root module) and
+// checks that the stack routes exactly those method and path pairs, each
+// to the function serving its operation (inspect is served by get).
+func TestRoutesMatchTheService(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("..", "..", "internal", "transport", "routes.go"))
+	if err != nil {
+		t.Skipf("no internal/transport (infra used outside the repository?): %v", err)
+	}
+	paths := map[string]string{"CacheRoute": stack.CachePath, "ReservationRoute": stack.ReservationsPath}
+	served := map[string]string{"inspect": "get"}
+	re := regexp.MustCompile(`\{http\.Method(\w+), (\w+), Op(\w+)\}`)
+	want := map[string]string{}
+	for _, m := range re.FindAllStringSubmatch(string(src), -1) {
+		op := strings.ToLower(m[3])
+		fn := op
+		if f, ok := served[op]; ok {
+			fn = f
+		}
+		want[strings.ToUpper(m[1])+" "+paths[m[2]]] = fn
+	}
+	if len(want) == 0 {
+		t.Fatal("no routes found in internal/transport/routes.go")
+	}
+	got := map[string]string{}
+	for _, f := range stack.Functions() {
+		for _, r := range f.Routes {
+			got[r.Method+" "+r.Path] = f.Name
+		}
+		if !slices.Contains(f.Operations, f.Name) {
+			t.Errorf("function %s does not list its own operation: %v", f.Name, f.Operations)
+		}
+	}
+	if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(got, routeKeys) {
+		t.Errorf("stack routes %v\nservice routes %v\ntest's routes %v", got, want, routeKeys)
 	}
 }
