@@ -573,3 +573,112 @@ func Example() {
 	}
 	fmt.Println(entry.OutputURI)
 }
+
+// TestGetOrComputeLease: the holder's lease is counted on its own clock,
+// ends no later than the service's expires_at, and heartbeats extend it
+// well before it runs out.
+func TestGetOrComputeLease(t *testing.T) {
+	c := newClient(t, newServer(t, nil))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var ev events
+	_, err := c.GetOrCompute(ctx, scope, "k", func(ctx context.Context) (client.ComputeResult, error) {
+		// Long enough for a few heartbeats (1 s each).
+		for {
+			if n := func() int {
+				ev.mu.Lock()
+				defer ev.mu.Unlock()
+				n := 0
+				for _, e := range ev.all {
+					if e.Kind == client.EventHeartbeat && e.Err == nil {
+						n++
+					}
+				}
+				return n
+			}(); n >= 2 {
+				return client.ComputeResult{OutputURI: "s3://bucket/k"}, nil
+			}
+			select {
+			case <-ctx.Done():
+				return client.ComputeResult{}, ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}, client.WithHeartbeat(heartbeat), client.WithObserver(func(e client.Event) {
+		if e.Kind == client.EventHeartbeat && e.Err == nil {
+			// Extended before the previous lease ran out, with a lease
+			// that ends no later than the service says.
+			if e.LeaseDeadline.IsZero() || e.LeaseDeadline.After(e.Reservation.ExpiresAt) {
+				t.Errorf("heartbeat lease %s, service's expires_at %s", e.LeaseDeadline, e.Reservation.ExpiresAt)
+			}
+		}
+		ev.observe(e)
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, ok := ev.first(client.EventAcquired)
+	if !ok || a.LeaseDeadline.IsZero() || a.LeaseDeadline.After(a.Reservation.ExpiresAt) {
+		t.Fatalf("acquired: lease %s, expires_at %s", a.LeaseDeadline, a.Reservation.ExpiresAt)
+	}
+	last := a.LeaseDeadline
+	for _, e := range ev.all {
+		if e.Kind == client.EventHeartbeat && e.Err == nil {
+			if !e.LeaseDeadline.After(last) {
+				t.Fatalf("a heartbeat did not extend the lease: %s after %s", e.LeaseDeadline, last)
+			}
+			last = e.LeaseDeadline
+		}
+	}
+}
+
+// TestGetOrComputeFollowersShareOverwrite: calls of one client that start
+// while another recomputes a key (WithOverwrite) take its result: the key
+// is recomputed once, not once per call.
+func TestGetOrComputeFollowersShareOverwrite(t *testing.T) {
+	c := newClient(t, newServer(t, nil))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := c.Put(ctx, scope, "k", client.PutRequest{OutputURI: "s3://bucket/old"}); err != nil {
+		t.Fatal(err)
+	}
+	const callers = 5
+	var computed atomic.Int32
+	waiting := make(chan struct{}, callers)
+	compute := func(ctx context.Context) (client.ComputeResult, error) {
+		computed.Add(1)
+		for range callers - 1 {
+			select {
+			case <-waiting:
+			case <-ctx.Done():
+				return client.ComputeResult{}, ctx.Err()
+			}
+		}
+		return client.ComputeResult{OutputURI: "s3://bucket/new"}, nil
+	}
+	var wg sync.WaitGroup
+	entries := make([]*client.Entry, callers)
+	errs := make([]error, callers)
+	for i := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var once sync.Once
+			entries[i], errs[i] = c.GetOrCompute(ctx, scope, "k", compute, client.WithOverwrite(),
+				client.WithObserver(func(ev client.Event) {
+					if ev.Kind == client.EventWaiting {
+						once.Do(func() { waiting <- struct{}{} })
+					}
+				}))
+		}()
+	}
+	wg.Wait()
+	for i := range callers {
+		if errs[i] != nil || entries[i].OutputURI != "s3://bucket/new" {
+			t.Fatalf("caller %d: %+v, %v", i, entries[i], errs[i])
+		}
+	}
+	if n := computed.Load(); n != 1 {
+		t.Fatalf("recomputed %d times, want 1", n)
+	}
+}
