@@ -23,6 +23,9 @@ type request struct {
 	query  url.Values
 	header http.Header
 	body   []byte
+	// wait is how much longer than usual the service may take to answer
+	// (a get's wait_ms): it extends each attempt's timeout.
+	wait time.Duration
 }
 
 // response is a response's status and headers; call returns it with
@@ -137,7 +140,7 @@ func retryAfter(h http.Header) time.Duration {
 // attempt sends req once. A non-nil error is a network error, a timeout of
 // the attempt or a signing failure; HTTP error statuses are not errors here.
 func (c *Client) attempt(ctx context.Context, req request) (int, http.Header, []byte, error) {
-	actx, cancel := context.WithTimeout(ctx, c.attemptTimeout)
+	actx, cancel := context.WithTimeout(ctx, c.attemptTimeout+req.wait)
 	defer cancel()
 	target := c.base + req.path
 	if len(req.query) > 0 {

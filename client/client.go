@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -66,6 +67,10 @@ type Client struct {
 	calls *localCalls
 	// durations remembers how long each key's last computation took.
 	durations *durations
+	// longPolling: GetOrCompute waiters wait with wait_ms; cannotWait is
+	// set once the service refused wait_ms (an older service).
+	longPolling bool
+	cannotWait  atomic.Bool
 }
 
 type retryPolicy struct {
@@ -96,6 +101,7 @@ type settings struct {
 	userAgent      string
 	noCoalescing   bool
 	sessionKeys    int
+	longPolling    bool
 }
 
 // Option configures a Client.
@@ -228,6 +234,21 @@ func WithSessionKeys(n int) Option {
 	}
 }
 
+// WithLongPolling makes GetOrCompute waiters ask the service to wait for
+// the holder's result (GetOptions.Wait, up to MaxGetWait per request)
+// instead of polling: they learn of it the moment it is stored, with one
+// request per 20 s of waiting. Use it with a long-running server, which
+// shares one read per tick among all the waiters of a key (stampede
+// serve); not in front of Lambda, where each waiting request holds an
+// execution environment and reads DynamoDB ten times a second on its own.
+// A service that does not know wait_ms is polled as usual.
+func WithLongPolling() Option {
+	return func(s *settings) error {
+		s.longPolling = true
+		return nil
+	}
+}
+
 // WithUserAgent prepends product to the User-Agent header.
 func WithUserAgent(product string) Option {
 	return func(s *settings) error {
@@ -289,6 +310,7 @@ func New(endpoint string, opts ...Option) (*Client, error) {
 		callTimeout:    s.callTimeout,
 		userAgent:      s.userAgent,
 		calls:          newLocalCalls(),
+		longPolling:    s.longPolling,
 	}
 	if c.durations, err = newDurations(durationKeys); err != nil {
 		return nil, fmt.Errorf("stampede: %w", err)
@@ -319,7 +341,9 @@ func newTransport(attemptTimeout time.Duration) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.DialContext = (&net.Dialer{Timeout: DefaultDialTimeout, KeepAlive: 30 * time.Second}).DialContext
 	t.TLSHandshakeTimeout = DefaultTLSHandshakeTimeout
-	t.ResponseHeaderTimeout = attemptTimeout
+	// A get that waits for its entry answers up to MaxGetWait late; the
+	// attempt's own timeout bounds every other request.
+	t.ResponseHeaderTimeout = attemptTimeout + MaxGetWait
 	t.ExpectContinueTimeout = time.Second
 	t.MaxIdleConns = 512
 	t.MaxIdleConnsPerHost = 256

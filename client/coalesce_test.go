@@ -287,6 +287,7 @@ func TestHotKeyReadCost(t *testing.T) {
 		var mu sync.Mutex
 		var latencies []time.Duration
 		var stale atomic.Int64
+		getsBefore := srv.requests.gets.Load()
 		start := time.Now()
 		for range readers {
 			wg.Add(1)
@@ -317,9 +318,10 @@ func TestHotKeyReadCost(t *testing.T) {
 		end := time.Now()
 		slices.Sort(latencies)
 		getItems := len(srv.store.readsBetween(start, end))
-		t.Logf("%s: %d readers, %d reads in %s (%.0f/s), %d GetItem: %.3f GetItem per read; latency p50 %s, p99 %s; %d stale",
+		gets := srv.requests.gets.Load() - getsBefore
+		t.Logf("%s: %d readers, %d reads in %s (%.0f/s), %d HTTP gets (%.3f per read), %d GetItem: %.3f GetItem per read; latency p50 %s, p99 %s; %d stale",
 			mode.name, readers, len(latencies), end.Sub(start).Round(time.Millisecond), float64(len(latencies))/end.Sub(start).Seconds(),
-			getItems, float64(getItems)/float64(len(latencies)),
+			gets, float64(gets)/float64(len(latencies)), getItems, float64(getItems)/float64(len(latencies)),
 			percentile(latencies, 50).Round(time.Microsecond), percentile(latencies, 99).Round(time.Microsecond), stale.Load())
 		if n := stale.Load(); n != 0 {
 			t.Errorf("%s: %d stale reads", mode.name, n)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 )
@@ -278,6 +279,32 @@ func (g *getOrCompute) get(ctx context.Context) (*Entry, error) {
 	return e, err
 }
 
+// errCannotWait: the service does not know wait_ms.
+var errCannotWait = errors.New("stampede: the service cannot wait for an entry")
+
+// longPoll reports whether to wait for the holder's result with a get
+// that waits (WithLongPolling). Not when the key has an entry this call
+// rejected (WithOverwrite, WithMaxAge): the service waits only on a miss.
+func (g *getOrCompute) longPoll() bool {
+	return g.c.longPolling && g.stale == nil && !g.c.cannotWait.Load()
+}
+
+// getWaiting gets the entry, asking the service to wait up to d for it:
+// nil on a miss. A service that refuses wait_ms is remembered, and
+// errCannotWait returned.
+func (g *getOrCompute) getWaiting(ctx context.Context, d time.Duration) (*Entry, error) {
+	e, err := g.c.Get(ctx, g.scope, g.key, &GetOptions{Wait: d})
+	var apiErr *APIError
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, nil
+	case errors.As(err, &apiErr) && apiErr.Code == CodeInvalidArgument && strings.HasPrefix(apiErr.Message, "wait_ms"):
+		g.c.cannotWait.Store(true)
+		return nil, errCannotWait
+	}
+	return e, err
+}
+
 // usable reports whether an entry found after the first look is a result:
 // anything but the stale entry rejected at the start.
 func (g *getOrCompute) usable(e *Entry) bool {
@@ -410,6 +437,31 @@ func (g *getOrCompute) wait(ctx context.Context, holder Reservation, sent, recei
 	}
 	policy := newPollPolicy(g.o.poll, holder.HeartbeatInterval, expected)
 	for {
+		if g.longPoll() {
+			until := time.Until(retryAt)
+			if until <= 0 {
+				return nil, nil
+			}
+			d := min(until, MaxGetWait)
+			began := time.Now()
+			e, err := g.getWaiting(ctx, d)
+			switch {
+			case errors.Is(err, errCannotWait):
+			case err != nil:
+				return nil, err
+			case g.usable(e):
+				g.emit(Event{Kind: EventHit, Entry: e, Waited: true})
+				return e, nil
+			default:
+				g.looks++
+				g.emit(Event{Kind: EventWaiting, Reservation: &holder, HeldSince: g.holderSince})
+				if time.Since(began) >= d/2 {
+					continue
+				}
+				// The service cut the wait short: pause as a poller would
+				// before waiting again, rather than spin.
+			}
+		}
 		wake := min(time.Until(retryAt), policy.delay(g.looks, time.Since(g.holderSince), rand.Float64))
 		t := time.NewTimer(max(wake, 0))
 		select {

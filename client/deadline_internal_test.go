@@ -20,7 +20,7 @@ func TestTransportTimeouts(t *testing.T) {
 	if !ok {
 		t.Fatalf("transport is %T", c.hc.Transport)
 	}
-	if tr.DialContext == nil || tr.TLSHandshakeTimeout != DefaultTLSHandshakeTimeout || tr.ResponseHeaderTimeout != 7*time.Second || tr.MaxIdleConnsPerHost < 200 {
+	if tr.DialContext == nil || tr.TLSHandshakeTimeout != DefaultTLSHandshakeTimeout || tr.ResponseHeaderTimeout != 7*time.Second+MaxGetWait || tr.MaxIdleConnsPerHost < 200 {
 		t.Fatalf("transport: dial set %v, TLS %s, response headers %s, idle per host %d",
 			tr.DialContext != nil, tr.TLSHandshakeTimeout, tr.ResponseHeaderTimeout, tr.MaxIdleConnsPerHost)
 	}
@@ -119,5 +119,43 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 	// allowed it.
 	if took := time.Since(start); took < time.Second {
 		t.Fatalf("retried after %s, before Retry-After's 1s", took)
+	}
+}
+
+// TestGetWait: a get that waits sends wait_ms and gives the service the
+// wait on top of the attempt timeout; a service that refuses wait_ms is
+// remembered, and GetOrCompute's waiters poll instead.
+func TestGetWait(t *testing.T) {
+	f := &fakeAPI{responses: []func(http.ResponseWriter, *http.Request){func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("wait_ms") != "1500" {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"error":{"code":"invalid_argument","message":"wait_ms: missing"}}`))
+			return
+		}
+		time.Sleep(time.Second) // longer than an attempt may take without the wait
+		_, _ = w.Write([]byte(okEntry))
+	}}}
+	c := fakeClient(t, f, WithAttemptTimeout(500*time.Millisecond))
+	if _, err := c.Get(context.Background(), scope, "k", &GetOptions{Wait: 1500 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []time.Duration{-time.Second, MaxGetWait + time.Millisecond} {
+		if _, err := c.Get(context.Background(), scope, "k", &GetOptions{Wait: d}); !errors.Is(err, ErrInvalidArgument) {
+			t.Errorf("wait %s: %v", d, err)
+		}
+	}
+
+	refusing := &fakeAPI{responses: []func(http.ResponseWriter, *http.Request){status(http.StatusBadRequest,
+		`{"error":{"code":"invalid_argument","message":"wait_ms: unknown query parameter"}}`)}}
+	c = fakeClient(t, refusing, WithLongPolling())
+	g := &getOrCompute{c: c, scope: scope, key: "k"}
+	if !g.longPoll() {
+		t.Fatal("long polling is off")
+	}
+	if _, err := g.getWaiting(context.Background(), time.Second); !errors.Is(err, errCannotWait) {
+		t.Fatalf("err = %v", err)
+	}
+	if g.longPoll() {
+		t.Fatal("still long polling a service that refused wait_ms")
 	}
 }

@@ -25,6 +25,8 @@ type herdRun struct {
 	shared bool
 	// hint passes WithExpectedDuration(compute) to every caller.
 	hint bool
+	// longPoll gives every client WithLongPolling.
+	longPoll bool
 }
 
 func (r herdRun) String() string {
@@ -34,6 +36,9 @@ func (r herdRun) String() string {
 	}
 	if r.hint {
 		mode += ", duration hint"
+	}
+	if r.longPoll {
+		mode += ", long polling"
 	}
 	return fmt.Sprintf("N=%d compute=%s (%s)", r.callers, r.compute, mode)
 }
@@ -69,7 +74,11 @@ func measureHerd(t *testing.T, r herdRun) herdFigures {
 			continue
 		}
 		counters[i] = &countingTransport{base: pool}
-		clients[i] = newClient(t, srv.url, client.WithHTTPClient(&http.Client{Transport: counters[i]}))
+		opts := []client.Option{client.WithHTTPClient(&http.Client{Transport: counters[i]})}
+		if r.longPoll {
+			opts = append(opts, client.WithLongPolling())
+		}
+		clients[i] = newClient(t, srv.url, opts...)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -178,7 +187,8 @@ func measureHerd(t *testing.T, r herdRun) herdFigures {
 // both configurations; STAMPEDE_HERD_N and STAMPEDE_HERD_COMPUTE (comma
 // separated, e.g. "10,50,200" and "500ms,5s,60s") select others, and
 // STAMPEDE_HERD_MODES some of "separate" (a client per caller), "hint"
-// (the same with WithExpectedDuration) and "shared" (one client). It checks
+// (the same with WithExpectedDuration), "longpoll" (the same with
+// WithLongPolling) and "shared" (one client). It checks
 // the protocol's promises (one computation, one entry for all) and logs the
 // figures: wall time from the start to the last caller's return, requests
 // per waiter, DynamoDB entry reads (GetItem) per second on the hot key.
@@ -194,7 +204,7 @@ func TestHerdHandOff(t *testing.T) {
 			if err != nil {
 				t.Fatalf("STAMPEDE_HERD_COMPUTE: %v", err)
 			}
-			for _, mode := range envList("STAMPEDE_HERD_MODES", "separate,hint,shared") {
+			for _, mode := range envList("STAMPEDE_HERD_MODES", "separate,hint,longpoll,shared") {
 				r := herdRun{callers: callers, compute: took}
 				switch mode {
 				case "separate":
@@ -202,8 +212,10 @@ func TestHerdHandOff(t *testing.T) {
 					r.hint = true
 				case "shared":
 					r.shared = true
+				case "longpoll":
+					r.longPoll = true
 				default:
-					t.Fatalf("STAMPEDE_HERD_MODES: unknown mode %q (separate, hint, shared)", mode)
+					t.Fatalf("STAMPEDE_HERD_MODES: unknown mode %q (separate, hint, longpoll, shared)", mode)
 				}
 				f := measureHerd(t, r)
 				per := fmt.Sprintf("per waiter %.1f mean, %d max", f.waiterMean, f.waiterMax)
@@ -313,4 +325,57 @@ func TestGetOrComputeLocalHandOff(t *testing.T) {
 	if n := requestsBeforeStore.Load(); n > waiters+1+4 {
 		t.Fatalf("%d requests before the store; want at most %d", n, waiters+1+4)
 	}
+}
+
+// TestGetOrComputeLongPolling: a waiter with WithLongPolling learns of the
+// holder's result from a get that waits for it, not by polling: a handful
+// of requests for a computation that polling would look at several times.
+func TestGetOrComputeLongPolling(t *testing.T) {
+	t.Parallel()
+	srv := newMeasuredServer(t, manager.Config{MaxHeartbeat: heartbeat, HeartbeatMultiplier: multiplier})
+	holder := newClient(t, srv.url)
+	counted := &countingTransport{base: sharedPool(t)}
+	waiter := newClient(t, srv.url, client.WithLongPolling(), client.WithHTTPClient(&http.Client{Transport: counted}))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	acquired := make(chan struct{})
+	release := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := holder.GetOrCompute(ctx, scope, "k", func(ctx context.Context) (client.ComputeResult, error) {
+			close(acquired)
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return client.ComputeResult{}, ctx.Err()
+			}
+			return client.ComputeResult{OutputURI: "s3://bucket/long"}, nil
+		}, client.WithHeartbeat(heartbeat))
+		done <- err
+	}()
+	<-acquired
+	var once sync.Once
+	e, err := waiter.GetOrCompute(ctx, scope, "k", func(context.Context) (client.ComputeResult, error) {
+		t.Error("the waiter computed")
+		return client.ComputeResult{}, nil
+	}, client.WithObserver(func(ev client.Event) {
+		if ev.Kind == client.EventWaiting {
+			// Let the holder finish a while after the waiter began to wait:
+			// a poller would have looked several times by then.
+			once.Do(func() { time.AfterFunc(1500*time.Millisecond, func() { close(release) }) })
+		}
+	}))
+	if err != nil || e.OutputURI != "s3://bucket/long" {
+		t.Fatalf("waiter: %+v, %v", e, err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// get, reserve, and the waiting gets: one per 3 s lease at most (the
+	// waiter reserves again when the lease it saw ends).
+	if n := counted.n.Load(); n > 6 {
+		t.Fatalf("the waiter sent %d requests", n)
+	}
+	t.Logf("the waiter sent %d requests", counted.n.Load())
 }

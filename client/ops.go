@@ -43,7 +43,16 @@ type GetOptions struct {
 	// IfNoneMatch, when positive, makes Get fail with ErrNotModified when the
 	// live entry still has this version (its ETag).
 	IfNoneMatch int64
+	// Wait, on a miss, makes the service wait up to this long (at most
+	// MaxGetWait; wait_ms) for the entry to appear and answer it the moment
+	// it exists, else ErrNotFound when the wait ends. Rounded up to
+	// milliseconds. See docs/api.md, Waiting for an entry, for where it
+	// is cheap (a long-running server) and where it is not (Lambda).
+	Wait time.Duration
 }
+
+// MaxGetWait is the longest GetOptions.Wait the service accepts.
+const MaxGetWait = 20 * time.Second
 
 // PutRequest is what a Put stores and when it may replace an entry.
 type PutRequest struct {
@@ -169,6 +178,9 @@ func (c *Client) Get(ctx context.Context, s Scope, key string, opts *GetOptions)
 	if o.MaxStaleness < 0 {
 		return nil, invalidArgument("max_staleness: must not be negative")
 	}
+	if o.Wait < 0 || o.Wait > MaxGetWait {
+		return nil, invalidArgument("wait: must be from 0 to %s", MaxGetWait)
+	}
 	o = c.session.apply(path, o)
 	ctx, cancel := c.bound(ctx)
 	defer cancel()
@@ -184,7 +196,7 @@ func (c *Client) Get(ctx context.Context, s Scope, key string, opts *GetOptions)
 // reads that coalesce.
 func (o GetOptions) plainStrong() bool {
 	return (o.Consistency == "" || o.Consistency == ConsistencyStrong) &&
-		o.MinVersion == 0 && o.MaxStaleness == 0 && !o.Verify && o.IfNoneMatch == 0
+		o.MinVersion == 0 && o.MaxStaleness == 0 && !o.Verify && o.IfNoneMatch == 0 && o.Wait == 0
 }
 
 // fetch sends one get and records what it saw in the session.
@@ -202,6 +214,11 @@ func (c *Client) fetch(ctx context.Context, path string, o GetOptions) (*Entry, 
 	}
 	if o.Verify {
 		q.Set("verify", "true")
+	}
+	if o.Wait > 0 {
+		q.Set("wait_ms", strconv.FormatInt(int64((o.Wait+time.Millisecond-1)/time.Millisecond), 10))
+		// The service answers up to the wait later than usual.
+		req.wait = o.Wait
 	}
 	if len(q) > 0 {
 		req.query = q
