@@ -1,17 +1,13 @@
 package client
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -20,13 +16,27 @@ import (
 // DefaultEndpoint is the local server's address (stampede serve).
 const DefaultEndpoint = "http://127.0.0.1:8080"
 
-// Defaults of the retry policy and the per-attempt timeout.
+// Defaults of the retry policy and the timeouts.
 const (
 	DefaultMaxAttempts    = 5
 	DefaultRetryBase      = 100 * time.Millisecond
 	DefaultRetryMax       = 5 * time.Second
 	DefaultAttemptTimeout = 15 * time.Second
+	// DefaultCallTimeout bounds a call (all its attempts and the waits
+	// between them) whose context has no deadline of its own.
+	DefaultCallTimeout = time.Minute
+	// DefaultDialTimeout and DefaultTLSHandshakeTimeout bound connecting,
+	// on the client's own transport (not with WithHTTPClient).
+	DefaultDialTimeout         = 5 * time.Second
+	DefaultTLSHandshakeTimeout = 5 * time.Second
+	// DefaultSessionKeys is how many keys the client remembers versions of
+	// for its session guarantees.
+	DefaultSessionKeys = 10000
 )
+
+// durationKeys is how many keys the client remembers the last computation
+// time of.
+const durationKeys = 1024
 
 // maxRetryAfter bounds how long a Retry-After header may make a call wait.
 const maxRetryAfter = time.Minute
@@ -45,7 +55,22 @@ type Client struct {
 	signer         *signer
 	retry          retryPolicy
 	attemptTimeout time.Duration
+	callTimeout    time.Duration
 	userAgent      string
+
+	// reads coalesces concurrent strong reads of a key; nil when disabled.
+	reads *readCoalescer
+	// session remembers the newest version seen per key; nil when disabled.
+	session *session
+	// calls are this client's GetOrCompute calls leading a key, which the
+	// client's other calls for the key follow.
+	calls *localCalls
+	// durations remembers how long each key's last computation took.
+	durations *durations
+	// longPolling: GetOrCompute waiters wait with wait_ms; cannotWait is
+	// set once the service refused wait_ms (an older service).
+	longPolling bool
+	cannotWait  atomic.Bool
 }
 
 type retryPolicy struct {
@@ -72,7 +97,11 @@ type settings struct {
 	now            func() time.Time
 	retry          retryPolicy
 	attemptTimeout time.Duration
+	callTimeout    time.Duration
 	userAgent      string
+	noCoalescing   bool
+	sessionKeys    int
+	longPolling    bool
 }
 
 // Option configures a Client.
@@ -136,10 +165,11 @@ func WithoutSigV4() Option {
 
 // WithRetry sets the retry policy: at most maxAttempts attempts per call
 // (1 disables retries), waiting a random duration between 0 and
-// min(max, base×2^(n-1)) after the n-th failed attempt, or longer when the
-// service sends Retry-After. Only throttling (429), server errors (5xx) and
-// network errors are retried; every call is idempotent or conditional, so
-// retrying is safe.
+// min(max, base×2^(n-1)) after the n-th failed attempt, on top of the
+// service's Retry-After when it sends one. Only throttling (429), server
+// errors (5xx) and network errors are retried, and never past the call's
+// deadline. Retrying is safe: reads change nothing, and every mutating
+// call carries one Idempotency-Key across its attempts.
 func WithRetry(maxAttempts int, base, max time.Duration) Option {
 	return func(s *settings) error {
 		if maxAttempts < 1 {
@@ -162,6 +192,59 @@ func WithAttemptTimeout(d time.Duration) Option {
 			return fmt.Errorf("WithAttemptTimeout: must be positive, got %s", d)
 		}
 		s.attemptTimeout = d
+		return nil
+	}
+}
+
+// WithCallTimeout sets the deadline given to a call whose context has
+// none (DefaultCallTimeout by default): no request waits without one. A
+// context's own deadline always wins.
+func WithCallTimeout(d time.Duration) Option {
+	return func(s *settings) error {
+		if d <= 0 {
+			return fmt.Errorf("WithCallTimeout: must be positive, got %s", d)
+		}
+		s.callTimeout = d
+		return nil
+	}
+}
+
+// WithoutReadCoalescing makes every Get its own request. By default,
+// concurrent strong reads of a key through one client share requests (see
+// docs/client.md, Coalesced reads).
+func WithoutReadCoalescing() Option {
+	return func(s *settings) error {
+		s.noCoalescing = true
+		return nil
+	}
+}
+
+// WithSessionKeys sets how many keys the client remembers the newest
+// version of (DefaultSessionKeys by default; least recently used keys are
+// forgotten first). Eventual and bounded-staleness reads of a remembered
+// key never answer older than what the client has seen or written. Zero
+// turns the session guarantees off.
+func WithSessionKeys(n int) Option {
+	return func(s *settings) error {
+		if n < 0 {
+			return fmt.Errorf("WithSessionKeys: must not be negative, got %d", n)
+		}
+		s.sessionKeys = n
+		return nil
+	}
+}
+
+// WithLongPolling makes GetOrCompute waiters ask the service to wait for
+// the holder's result (GetOptions.Wait, up to MaxGetWait per request)
+// instead of polling: they learn of it the moment it is stored, with one
+// request per 20 s of waiting. Use it with a long-running server, which
+// shares one read per tick among all the waiters of a key (stampede
+// serve); not in front of Lambda, where each waiting request holds an
+// execution environment and reads DynamoDB ten times a second on its own.
+// A service that does not know wait_ms is polled as usual.
+func WithLongPolling() Option {
+	return func(s *settings) error {
+		s.longPolling = true
 		return nil
 	}
 }
@@ -208,9 +291,11 @@ func New(endpoint string, opts ...Option) (*Client, error) {
 	s := settings{
 		retry:          retryPolicy{maxAttempts: DefaultMaxAttempts, base: DefaultRetryBase, max: DefaultRetryMax},
 		attemptTimeout: DefaultAttemptTimeout,
+		callTimeout:    DefaultCallTimeout,
 		userAgent:      userAgent,
 		service:        "execute-api",
 		now:            time.Now,
+		sessionKeys:    DefaultSessionKeys,
 	}
 	for _, opt := range opts {
 		if err := opt(&s); err != nil {
@@ -222,13 +307,24 @@ func New(endpoint string, opts ...Option) (*Client, error) {
 		hc:             s.hc,
 		retry:          s.retry,
 		attemptTimeout: s.attemptTimeout,
+		callTimeout:    s.callTimeout,
 		userAgent:      s.userAgent,
+		calls:          newLocalCalls(),
+		longPolling:    s.longPolling,
+	}
+	if c.durations, err = newDurations(durationKeys); err != nil {
+		return nil, fmt.Errorf("stampede: %w", err)
+	}
+	if !s.noCoalescing {
+		c.reads = newReadCoalescer()
+	}
+	if s.sessionKeys > 0 {
+		if c.session, err = newSession(s.sessionKeys); err != nil {
+			return nil, fmt.Errorf("stampede: %w", err)
+		}
 	}
 	if c.hc == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		// GetOrCompute waiters poll the same host concurrently.
-		t.MaxIdleConnsPerHost = 64
-		c.hc = &http.Client{Transport: t, CheckRedirect: noRedirects}
+		c.hc = &http.Client{Transport: newTransport(s.attemptTimeout), CheckRedirect: noRedirects}
 	}
 	if s.mode == signOn || s.mode == signAuto && IsAWSEndpoint(u.Hostname()) {
 		if c.signer, err = newSigner(s, u.Hostname()); err != nil {
@@ -236,6 +332,22 @@ func New(endpoint string, opts ...Option) (*Client, error) {
 		}
 	}
 	return c, nil
+}
+
+// newTransport is the client's own HTTP transport: bounded connecting,
+// TLS handshake and wait for the response's headers, and an idle pool
+// large enough for a herd of GetOrCompute callers sharing the client.
+func newTransport(attemptTimeout time.Duration) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: DefaultDialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	t.TLSHandshakeTimeout = DefaultTLSHandshakeTimeout
+	// A get that waits for its entry answers up to MaxGetWait late; the
+	// attempt's own timeout bounds every other request.
+	t.ResponseHeaderTimeout = attemptTimeout + MaxGetWait
+	t.ExpectContinueTimeout = time.Second
+	t.MaxIdleConns = 512
+	t.MaxIdleConnsPerHost = 256
+	return t
 }
 
 // noRedirects stops the HTTP client from following redirects: the API
@@ -255,149 +367,3 @@ func IsAWSEndpoint(host string) bool {
 	host = strings.TrimSuffix(strings.ToLower(host), ".")
 	return host == "amazonaws.com" || strings.HasSuffix(host, ".amazonaws.com") || strings.HasSuffix(host, ".amazonaws.com.cn")
 }
-
-// request is one call to the API.
-type request struct {
-	method string
-	// path is the escaped path after the endpoint.
-	path   string
-	query  url.Values
-	header http.Header
-	body   []byte
-}
-
-// response is a successful response's status and headers.
-type response struct {
-	status int
-	header http.Header
-}
-
-// call sends req, retrying as the policy allows, and decodes a successful
-// response into out.
-func (c *Client) call(ctx context.Context, req request, out any) (response, error) {
-	for attempt := 1; ; attempt++ {
-		status, header, body, err := c.attempt(ctx, req)
-		if err == nil && status >= 200 && status < 300 {
-			if out != nil {
-				if err := json.Unmarshal(body, out); err != nil {
-					return response{}, fmt.Errorf("stampede: %s %s: decode the response: %w", req.method, c.base+req.path, err)
-				}
-			}
-			return response{status, header}, nil
-		}
-		if ctx.Err() != nil {
-			// The caller gave up; say why the last attempt failed too.
-			if err == nil {
-				err = parseError(status, body)
-			}
-			return response{}, fmt.Errorf("stampede: %s %s: %w (last attempt: %v)", req.method, c.base+req.path, context.Cause(ctx), err)
-		}
-		var wait time.Duration
-		if err == nil {
-			apiErr := parseError(status, body)
-			if loc := header.Get("Location"); loc != "" && status/100 == 3 {
-				apiErr.Message = "redirected to " + loc + "; the client does not follow redirects (check the endpoint)"
-			}
-			if !apiErr.retryable() || attempt >= c.retry.maxAttempts {
-				return response{}, apiErr
-			}
-			wait = retryAfter(header)
-		} else {
-			var se *signingError
-			if errors.As(err, &se) || attempt >= c.retry.maxAttempts {
-				if se == nil && attempt > 1 {
-					err = fmt.Errorf("%w (%d attempts)", err, attempt)
-				}
-				return response{}, err
-			}
-		}
-		wait = max(wait, c.backoff(attempt))
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return response{}, fmt.Errorf("stampede: %s %s: %w", req.method, c.base+req.path, context.Cause(ctx))
-		case <-t.C:
-		}
-	}
-}
-
-// backoff returns the wait after the n-th failed attempt: full jitter over
-// an exponentially growing cap.
-func (c *Client) backoff(n int) time.Duration {
-	ceiling := c.retry.max
-	if n-1 < 32 {
-		ceiling = min(c.retry.max, c.retry.base<<(n-1))
-	}
-	if ceiling <= 0 {
-		return 0
-	}
-	return time.Duration(rand.Int64N(int64(ceiling) + 1))
-}
-
-// retryAfter reads a Retry-After header (seconds or an HTTP date).
-func retryAfter(h http.Header) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs > int64(maxRetryAfter/time.Second) {
-			return maxRetryAfter
-		}
-		d = time.Duration(secs) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = time.Until(t)
-	}
-	return min(max(d, 0), maxRetryAfter)
-}
-
-// attempt sends req once. A non-nil error is a network error, a timeout of
-// the attempt or a signing failure; HTTP error statuses are not errors here.
-func (c *Client) attempt(ctx context.Context, req request) (int, http.Header, []byte, error) {
-	actx, cancel := context.WithTimeout(ctx, c.attemptTimeout)
-	defer cancel()
-	target := c.base + req.path
-	if len(req.query) > 0 {
-		target += "?" + req.query.Encode()
-	}
-	var body io.Reader = http.NoBody
-	if req.body != nil {
-		body = bytes.NewReader(req.body)
-	}
-	hr, err := http.NewRequestWithContext(actx, req.method, target, body)
-	if err != nil {
-		return 0, nil, nil, &signingError{fmt.Errorf("stampede: build request: %w", err)}
-	}
-	for k, v := range req.header {
-		hr.Header[k] = v
-	}
-	if req.body != nil {
-		hr.Header.Set("Content-Type", "application/json")
-	}
-	if c.signer != nil {
-		if err := c.signer.sign(actx, hr, req.body); err != nil {
-			return 0, nil, nil, err
-		}
-	}
-	// The signer ignores User-Agent; set it afterwards all the same.
-	hr.Header.Set("User-Agent", c.userAgent)
-	resp, err := c.hc.Do(hr)
-	if err != nil {
-		return 0, nil, nil, fmt.Errorf("stampede: %w", err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-	if err != nil {
-		return 0, nil, nil, fmt.Errorf("stampede: %s %s: read the response: %w", req.method, target, err)
-	}
-	return resp.StatusCode, resp.Header, data, nil
-}
-
-// signingError is a failure to build or sign a request: retrying does not
-// help.
-type signingError struct{ err error }
-
-func (e *signingError) Error() string { return e.err.Error() }
-func (e *signingError) Unwrap() error { return e.err }

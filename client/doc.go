@@ -3,9 +3,17 @@
 //
 // A Client makes the service's five calls (Get, Put, Delete, Reserve and
 // Release) over its HTTP contract, with retries (exponential backoff with
-// full jitter on 429, 5xx and network errors, honoring Retry-After), a
-// per-attempt timeout and, for deployed APIs, AWS Signature Version 4
-// signing with credentials from the default chain.
+// full jitter on 429, 5xx and network errors, honoring Retry-After, never
+// past the call's deadline), an Idempotency-Key on every mutating call so
+// that a retry answers what the first successful attempt earned, a
+// deadline on every request (the caller's, or a default), and, for
+// deployed APIs, AWS Signature Version 4 signing with credentials from the
+// default chain.
+//
+// Concurrent strong reads of a key through one Client share requests
+// without ever answering older than a write acknowledged before the read
+// began, and cheaper reads (eventual, bounded staleness) carry the newest
+// version the Client has seen of the key, so they never go back in time.
 //
 // On top of them, GetOrCompute runs the protocol most callers want:
 // "compute this once, across all my workers, and give everyone the result".

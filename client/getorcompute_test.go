@@ -171,7 +171,7 @@ func TestGetOrComputeComputesOnce(t *testing.T) {
 			t.Fatalf("caller %d got %s, caller 0 %s", i, got, want)
 		}
 	}
-	if entries[0].OutputURI != "s3://bucket/once" || entries[0].Version != 1 || entries[0].Metadata.Labels["by"] != "compute" {
+	if entries[0].OutputURI != "s3://bucket/once" || entries[0].Version <= 0 || entries[0].Metadata.Labels["by"] != "compute" {
 		t.Fatalf("entry = %s", want)
 	}
 
@@ -269,7 +269,7 @@ func TestGetOrComputeReplacesDeadHolder(t *testing.T) {
 		t.Errorf("no lost event: %+v", holderEvents.all)
 	}
 	got, err := waiterClient.Get(ctx, scope, "k", nil)
-	if err != nil || got.OutputURI != "s3://bucket/waiter" || got.Version != 1 {
+	if err != nil || got.OutputURI != "s3://bucket/waiter" || got.Version != e.Version {
 		t.Fatalf("stored entry = %+v, %v", got, err)
 	}
 	// The holder released what its late heartbeat re-acquired.
@@ -456,10 +456,13 @@ func TestGetOrComputeOverwriteAndMaxAge(t *testing.T) {
 	clock := testenv.NewClock(time.Now().Add(-2 * time.Hour))
 	c := newClient(t, newServer(t, clock.Now))
 	ctx := context.Background()
-	if _, err := c.Put(ctx, scope, "k", client.PutRequest{OutputURI: "s3://bucket/v1"}); err != nil {
+	first, err := c.Put(ctx, scope, "k", client.PutRequest{OutputURI: "s3://bucket/v1"})
+	if err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(2 * time.Hour)
+	// Versions are opaque and ordered: each write adds one.
+	v := first.Entry.Version
 
 	var computed atomic.Int32
 	compute := func(uri string) client.ComputeFunc {
@@ -473,10 +476,10 @@ func TestGetOrComputeOverwriteAndMaxAge(t *testing.T) {
 		uri     string
 		version int64
 	}{
-		{client.WithMaxAge(3 * time.Hour), "s3://bucket/v1", 1}, // young enough: a hit
-		{client.WithMaxAge(time.Hour), "s3://bucket/v2", 2},     // too old: recomputed
-		{client.WithMaxAge(time.Hour), "s3://bucket/v2", 2},     // fresh now
-		{client.WithOverwrite(), "s3://bucket/v3", 3},
+		{client.WithMaxAge(3 * time.Hour), "s3://bucket/v1", v}, // young enough: a hit
+		{client.WithMaxAge(time.Hour), "s3://bucket/v2", v + 1}, // too old: recomputed
+		{client.WithMaxAge(time.Hour), "s3://bucket/v2", v + 1}, // fresh now
+		{client.WithOverwrite(), "s3://bucket/v3", v + 2},
 	} {
 		e, err := c.GetOrCompute(ctx, scope, "k", compute(tc.uri), tc.opt)
 		if err != nil || e.OutputURI != tc.uri || e.Version != tc.version {
@@ -572,4 +575,113 @@ func Example() {
 		panic(err)
 	}
 	fmt.Println(entry.OutputURI)
+}
+
+// TestGetOrComputeLease: the holder's lease is counted on its own clock,
+// ends no later than the service's expires_at, and heartbeats extend it
+// well before it runs out.
+func TestGetOrComputeLease(t *testing.T) {
+	c := newClient(t, newServer(t, nil))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var ev events
+	_, err := c.GetOrCompute(ctx, scope, "k", func(ctx context.Context) (client.ComputeResult, error) {
+		// Long enough for a few heartbeats (1 s each).
+		for {
+			if n := func() int {
+				ev.mu.Lock()
+				defer ev.mu.Unlock()
+				n := 0
+				for _, e := range ev.all {
+					if e.Kind == client.EventHeartbeat && e.Err == nil {
+						n++
+					}
+				}
+				return n
+			}(); n >= 2 {
+				return client.ComputeResult{OutputURI: "s3://bucket/k"}, nil
+			}
+			select {
+			case <-ctx.Done():
+				return client.ComputeResult{}, ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}, client.WithHeartbeat(heartbeat), client.WithObserver(func(e client.Event) {
+		if e.Kind == client.EventHeartbeat && e.Err == nil {
+			// Extended before the previous lease ran out, with a lease
+			// that ends no later than the service says.
+			if e.LeaseDeadline.IsZero() || e.LeaseDeadline.After(e.Reservation.ExpiresAt) {
+				t.Errorf("heartbeat lease %s, service's expires_at %s", e.LeaseDeadline, e.Reservation.ExpiresAt)
+			}
+		}
+		ev.observe(e)
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, ok := ev.first(client.EventAcquired)
+	if !ok || a.LeaseDeadline.IsZero() || a.LeaseDeadline.After(a.Reservation.ExpiresAt) {
+		t.Fatalf("acquired: lease %s, expires_at %s", a.LeaseDeadline, a.Reservation.ExpiresAt)
+	}
+	last := a.LeaseDeadline
+	for _, e := range ev.all {
+		if e.Kind == client.EventHeartbeat && e.Err == nil {
+			if !e.LeaseDeadline.After(last) {
+				t.Fatalf("a heartbeat did not extend the lease: %s after %s", e.LeaseDeadline, last)
+			}
+			last = e.LeaseDeadline
+		}
+	}
+}
+
+// TestGetOrComputeFollowersShareOverwrite: calls of one client that start
+// while another recomputes a key (WithOverwrite) take its result: the key
+// is recomputed once, not once per call.
+func TestGetOrComputeFollowersShareOverwrite(t *testing.T) {
+	c := newClient(t, newServer(t, nil))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := c.Put(ctx, scope, "k", client.PutRequest{OutputURI: "s3://bucket/old"}); err != nil {
+		t.Fatal(err)
+	}
+	const callers = 5
+	var computed atomic.Int32
+	waiting := make(chan struct{}, callers)
+	compute := func(ctx context.Context) (client.ComputeResult, error) {
+		computed.Add(1)
+		for range callers - 1 {
+			select {
+			case <-waiting:
+			case <-ctx.Done():
+				return client.ComputeResult{}, ctx.Err()
+			}
+		}
+		return client.ComputeResult{OutputURI: "s3://bucket/new"}, nil
+	}
+	var wg sync.WaitGroup
+	entries := make([]*client.Entry, callers)
+	errs := make([]error, callers)
+	for i := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var once sync.Once
+			entries[i], errs[i] = c.GetOrCompute(ctx, scope, "k", compute, client.WithOverwrite(),
+				client.WithObserver(func(ev client.Event) {
+					if ev.Kind == client.EventWaiting {
+						once.Do(func() { waiting <- struct{}{} })
+					}
+				}))
+		}()
+	}
+	wg.Wait()
+	for i := range callers {
+		if errs[i] != nil || entries[i].OutputURI != "s3://bucket/new" {
+			t.Fatalf("caller %d: %+v, %v", i, entries[i], errs[i])
+		}
+	}
+	if n := computed.Load(); n != 1 {
+		t.Fatalf("recomputed %d times, want 1", n)
+	}
 }

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -42,7 +43,16 @@ type GetOptions struct {
 	// IfNoneMatch, when positive, makes Get fail with ErrNotModified when the
 	// live entry still has this version (its ETag).
 	IfNoneMatch int64
+	// Wait, on a miss, makes the service wait up to this long (at most
+	// MaxGetWait; wait_ms) for the entry to appear and answer it the moment
+	// it exists, else ErrNotFound when the wait ends. Rounded up to
+	// milliseconds. See docs/api.md, Waiting for an entry, for where it
+	// is cheap (a long-running server) and where it is not (Lambda).
+	Wait time.Duration
 }
+
+// MaxGetWait is the longest GetOptions.Wait the service accepts.
+const MaxGetWait = 20 * time.Second
 
 // PutRequest is what a Put stores and when it may replace an entry.
 type PutRequest struct {
@@ -79,6 +89,11 @@ type PutRequest struct {
 	// VerifyOutput makes the put fail with ErrFailedPrecondition unless the
 	// new output object exists (managed buckets only).
 	VerifyOutput bool
+	// IdempotencyKey names this put across retries (1 to 255 visible ASCII
+	// characters). Empty: the client makes one per call, reused by its own
+	// retries; pass your own (NewIdempotencyKey) to retry safely across
+	// process restarts.
+	IdempotencyKey string
 }
 
 // DeleteOptions tune a Delete.
@@ -88,6 +103,9 @@ type DeleteOptions struct {
 	IfMatch int64
 	// DeleteBlob deletes the output object too (managed buckets only).
 	DeleteBlob bool
+	// IdempotencyKey names this delete across retries; see
+	// PutRequest.IdempotencyKey.
+	IdempotencyKey string
 }
 
 // DeleteResult is what a delete did.
@@ -109,6 +127,10 @@ type ReserveRequest struct {
 	// maximum (10 s by default) and reports the effective value in the
 	// reservation. Rounded up to seconds.
 	Heartbeat time.Duration
+	// IdempotencyKey names this reserve across retries; see
+	// PutRequest.IdempotencyKey. An extension is a new call: give each its
+	// own key, or the service answers the first one's result again.
+	IdempotencyKey string
 }
 
 // ReleaseRequest ends a reservation.
@@ -116,6 +138,9 @@ type ReleaseRequest struct {
 	// OwnerID must be the holder's; another owner's reservation is left
 	// alone and Release reports false. Required.
 	OwnerID string
+	// IdempotencyKey names this release across retries; see
+	// PutRequest.IdempotencyKey.
+	IdempotencyKey string
 }
 
 // seconds rounds a positive duration up to whole seconds; nil for zero.
@@ -135,49 +160,97 @@ func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + 
 
 // Get returns the live entry of key, or an error that is ErrNotFound when
 // there is none. opts may be nil.
+//
+// Concurrent strong reads of a key through one client share requests, each
+// still seeing every write that finished before it began (see
+// docs/client.md, Coalesced reads). Eventual and bounded-staleness reads
+// carry the newest version the client has seen or written of the key as
+// min_version, so they never answer older than that (session guarantees).
 func (c *Client) Get(ctx context.Context, s Scope, key string, opts *GetOptions) (*Entry, error) {
 	path, err := resourcePath(s, key, "cache")
 	if err != nil {
 		return nil, err
 	}
+	var o GetOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.MaxStaleness < 0 {
+		return nil, invalidArgument("max_staleness: must not be negative")
+	}
+	if o.Wait < 0 || o.Wait > MaxGetWait {
+		return nil, invalidArgument("wait: must be from 0 to %s", MaxGetWait)
+	}
+	o = c.session.apply(path, o)
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
+	if c.reads != nil && o.plainStrong() {
+		return c.reads.read(ctx, path, func(ctx context.Context) (*Entry, error) {
+			return c.fetch(ctx, path, o)
+		})
+	}
+	return c.fetch(ctx, path, o)
+}
+
+// plainStrong reports whether o asks for nothing but a strong read: the
+// reads that coalesce.
+func (o GetOptions) plainStrong() bool {
+	return (o.Consistency == "" || o.Consistency == ConsistencyStrong) &&
+		o.MinVersion == 0 && o.MaxStaleness == 0 && !o.Verify && o.IfNoneMatch == 0 && o.Wait == 0
+}
+
+// fetch sends one get and records what it saw in the session.
+func (c *Client) fetch(ctx context.Context, path string, o GetOptions) (*Entry, error) {
 	req := request{method: http.MethodGet, path: path}
-	if o := opts; o != nil {
-		q := url.Values{}
-		if o.Consistency != "" {
-			q.Set("consistency", string(o.Consistency))
-		}
-		if o.MinVersion > 0 {
-			q.Set("min_version", strconv.FormatInt(o.MinVersion, 10))
-		}
-		if o.MaxStaleness < 0 {
-			return nil, invalidArgument("max_staleness: must not be negative")
-		}
-		if o.MaxStaleness > 0 {
-			q.Set("max_staleness_ms", strconv.FormatInt(max(o.MaxStaleness.Milliseconds(), 1), 10))
-		}
-		if o.Verify {
-			q.Set("verify", "true")
-		}
-		if len(q) > 0 {
-			req.query = q
-		}
-		if o.IfNoneMatch > 0 {
-			req.header = http.Header{"If-None-Match": {etag(o.IfNoneMatch)}}
-		}
+	q := url.Values{}
+	if o.Consistency != "" {
+		q.Set("consistency", string(o.Consistency))
+	}
+	if o.MinVersion > 0 {
+		q.Set("min_version", strconv.FormatInt(o.MinVersion, 10))
+	}
+	if o.MaxStaleness > 0 {
+		q.Set("max_staleness_ms", strconv.FormatInt(max(o.MaxStaleness.Milliseconds(), 1), 10))
+	}
+	if o.Verify {
+		q.Set("verify", "true")
+	}
+	if o.Wait > 0 {
+		q.Set("wait_ms", strconv.FormatInt(int64((o.Wait+time.Millisecond-1)/time.Millisecond), 10))
+		// The service answers up to the wait later than usual.
+		req.wait = o.Wait
+	}
+	if len(q) > 0 {
+		req.query = q
+	}
+	if o.IfNoneMatch > 0 {
+		req.header = http.Header{"If-None-Match": {etag(o.IfNoneMatch)}}
 	}
 	var e Entry
-	if _, err := c.call(ctx, req, &e); err != nil {
-		return nil, err
+	resp, err := c.call(ctx, req, &e)
+	switch {
+	case err == nil:
+		c.session.sawEntry(path, e.Version)
+		return &e, nil
+	case errors.Is(err, ErrNotModified):
+		c.session.sawEntry(path, o.IfNoneMatch)
+	case errors.Is(err, ErrNotFound) && resp.status == http.StatusNotFound:
+		// Only a strong read's miss is news: an eventual one may be a
+		// replica that has not seen the entry yet.
+		read := resp.header.Get("Stampede-Read")
+		if read == "strong" || read == "" && o.Consistency != ConsistencyEventual && o.MaxStaleness == 0 {
+			c.session.sawAbsent(path)
+		}
 	}
-	return &e, nil
+	return nil, err
 }
 
 // Put stores where key's output lives. It fails with ErrAlreadyExists (the
 // *APIError's Existing is the live entry) when an entry exists and neither
 // Overwrite, MaxAge nor IfMatch allow replacing it, and with
 // ErrFailedPrecondition when IfMatch or a fenced put's reservation does not
-// hold. A put retried after a lost response can meet its own first write
-// that way: compare Existing.OutputURI.
+// hold. Retries carry the call's Idempotency-Key, so a put whose first
+// attempt landed answers what that attempt earned (201 stays 201).
 func (c *Client) Put(ctx context.Context, s Scope, key string, in PutRequest) (*PutResult, error) {
 	path, err := resourcePath(s, key, "cache")
 	if err != nil {
@@ -218,11 +291,19 @@ func (c *Client) Put(ctx context.Context, s Scope, key string, in PutRequest) (*
 	if in.IfMatch > 0 {
 		req.header = http.Header{"If-Match": {etag(in.IfMatch)}}
 	}
+	if req.header, _, err = withIdempotencyKey(req.header, in.IdempotencyKey); err != nil {
+		return nil, err
+	}
 	var res PutResult
 	resp, err := c.call(ctx, req, &res.Entry)
 	if err != nil {
+		var apiErr *APIError
+		if errors.As(err, &apiErr) && apiErr.Existing != nil {
+			c.session.sawEntry(path, apiErr.Existing.Version)
+		}
 		return nil, err
 	}
+	c.session.sawEntry(path, res.Entry.Version)
 	res.Created = resp.status == http.StatusCreated
 	res.OutputDeleteFailed = resp.header.Get("Stampede-Output-Deleted") == "false"
 	return &res, nil
@@ -237,6 +318,7 @@ func (c *Client) Delete(ctx context.Context, s Scope, key string, opts *DeleteOp
 		return nil, err
 	}
 	req := request{method: http.MethodDelete, path: path}
+	var callerKey string
 	if o := opts; o != nil {
 		if o.DeleteBlob {
 			req.query = url.Values{"delete_blob": {"true"}}
@@ -244,18 +326,24 @@ func (c *Client) Delete(ctx context.Context, s Scope, key string, opts *DeleteOp
 		if o.IfMatch > 0 {
 			req.header = http.Header{"If-Match": {etag(o.IfMatch)}}
 		}
+		callerKey = o.IdempotencyKey
+	}
+	if req.header, _, err = withIdempotencyKey(req.header, callerKey); err != nil {
+		return nil, err
 	}
 	var out DeleteResult
 	if _, err := c.call(ctx, req, &out); err != nil {
 		return nil, err
 	}
+	c.session.sawAbsent(path)
 	return &out, nil
 }
 
 // Reserve acquires key's reservation for in.OwnerID, or extends it when
 // that owner holds it already. When another owner holds a live
 // reservation, Acquired is false and the result carries the holder's
-// reservation; that is not an error.
+// reservation; that is not an error. When Acquired, LeaseDeadline is how
+// long the caller may count on the reservation, by its own clock.
 func (c *Client) Reserve(ctx context.Context, s Scope, key string, in ReserveRequest) (*ReserveResult, error) {
 	path, err := resourcePath(s, key, "reservations")
 	if err != nil {
@@ -275,9 +363,20 @@ func (c *Client) Reserve(ctx context.Context, s Scope, key string, in ReserveReq
 	if err != nil {
 		return nil, err
 	}
-	var res ReserveResult
-	if _, err := c.call(ctx, request{method: http.MethodPost, path: path, body: data}, &res); err != nil {
+	header, ownKey, err := withIdempotencyKey(nil, in.IdempotencyKey)
+	if err != nil {
 		return nil, err
+	}
+	// The lease is counted from before the request left, never from when
+	// the answer arrived.
+	sent := time.Now()
+	var res ReserveResult
+	if _, err := c.call(ctx, request{method: http.MethodPost, path: path, header: header, body: data}, &res); err != nil {
+		return nil, err
+	}
+	res.sent = sent
+	if res.Acquired {
+		res.LeaseDeadline = leaseDeadline(res.Reservation, sent, time.Now(), ownKey)
 	}
 	return &res, nil
 }
@@ -297,6 +396,9 @@ func (c *Client) Release(ctx context.Context, s Scope, key string, in ReleaseReq
 		Released bool `json:"released"`
 	}
 	req := request{method: http.MethodDelete, path: path, query: url.Values{"owner_id": {in.OwnerID}}}
+	if req.header, _, err = withIdempotencyKey(nil, in.IdempotencyKey); err != nil {
+		return false, err
+	}
 	if _, err := c.call(ctx, req, &out); err != nil {
 		return false, err
 	}

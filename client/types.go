@@ -24,8 +24,9 @@ type Entry struct {
 	// LastUpdatedAt is the instant of the last write (a put that created or
 	// overwrote the entry).
 	LastUpdatedAt time.Time
-	// Version is 1 when the entry is first written and grows by one on every
-	// overwrite.
+	// Version grows by one on every write of the key, across deletes too,
+	// from a large clock-derived first value: treat it as an opaque,
+	// ordered number (the ETag is its quoted decimal form).
 	Version int64
 	// ExpiresAt is the instant the entry stops being served; zero when the
 	// entry does not expire.
@@ -203,4 +204,12 @@ type ReserveResult struct {
 	Acquired bool `json:"acquired"`
 	// Reservation is the caller's when Acquired, else the current holder's.
 	Reservation Reservation `json:"reservation"`
+	// LeaseDeadline, when Acquired, is the instant (this client's clock)
+	// until which the caller can count on holding the reservation: counted
+	// from when the request was sent, never from when the answer arrived
+	// (see docs/client.md, Leases). Extend well before it. Zero when not
+	// acquired.
+	LeaseDeadline time.Time `json:"-"`
+	// sent is when the reserve was sent.
+	sent time.Time
 }
