@@ -47,6 +47,7 @@ type flags struct {
 	clients    string
 	rounds     int
 	warmup     int
+	operations string
 	herdSizes  string
 	herdComp   string
 	herdLong   time.Duration
@@ -81,6 +82,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&f.ops16, "ops-parallel", def.ServerPath.OpsParallel, "server: operations per path and operation at each higher concurrency")
 	fs.StringVar(&f.clients, "clients", joinInts(def.ServerPath.Concurrency), "server: concurrencies")
 	fs.IntVar(&f.rounds, "rounds", def.ServerPath.Rounds, "server: rounds alternating the paths")
+	fs.StringVar(&f.operations, "operations", "", "server: only these operations, comma-separated (e.g. \"get hit,put new\")")
 	fs.IntVar(&f.warmup, "warmup", def.ServerPath.Warmup, "server: untimed operations of each kind per path before measuring")
 	fs.StringVar(&f.herdSizes, "herd-sizes", joinInts(def.Herd.Sizes), "herd: numbers of callers")
 	fs.StringVar(&f.herdComp, "herd-compute", joinDurations(def.Herd.Computations), "herd: computation lengths")
@@ -135,6 +137,11 @@ func options(f flags, def benchmark.Options, repo string) (benchmark.Options, er
 				return opts, fmt.Errorf("-clients: %w", err)
 			}
 			opts.ServerPath = &benchmark.ServerPathOptions{Concurrency: clients, OpsSerial: f.ops, OpsParallel: f.ops16, Rounds: f.rounds, Warmup: f.warmup}
+			if f.operations != "" {
+				for _, op := range strings.Split(f.operations, ",") {
+					opts.ServerPath.Operations = append(opts.ServerPath.Operations, strings.TrimSpace(op))
+				}
+			}
 		case "herd":
 			sizes, err := parseInts(f.herdSizes)
 			if err != nil {

@@ -33,7 +33,7 @@ type Options struct {
 // Defaults returns the full-size options of `make bench-e2e`.
 func Defaults(repoDir string) Options {
 	return Options{
-		ServerPath: &ServerPathOptions{Concurrency: []int{1, 16}, OpsSerial: 400, OpsParallel: 2400, Rounds: 2, Warmup: 200},
+		ServerPath: &ServerPathOptions{Concurrency: []int{1, 16}, OpsSerial: 400, OpsParallel: 2400, Rounds: 4, Warmup: 400},
 		Herd: &HerdOptions{
 			Sizes:        []int{10, 50, 200},
 			Computations: []time.Duration{500 * time.Millisecond, 5 * time.Second},

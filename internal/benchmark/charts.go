@@ -132,6 +132,8 @@ func herdChart(r, before *Report) (*plot.Plot, error) {
 	}
 	decades(&p.Y)
 	p.Legend.Top = true
+	p.Legend.Left = true
+	p.Legend.XOffs = vg.Points(8)
 	p.Add(plotter.NewGrid())
 	return p, nil
 }

@@ -171,20 +171,21 @@ func (m *markdown) serverPath() {
 		return
 	}
 	m.p("## 1. Server path vs the raw DynamoDB request\n")
-	m.p("Each operation through the local server's real path (HTTP over loopback to the transport's router behind an `http.Server`, the manager, the store, the SDK: what `stampede serve` runs) against the raw path: the very DynamoDB request the server makes for it (captured from the same router over a recording client, fresh per operation), sent alone by an SDK client built the same way, against the same DynamoDB Local. The paths alternate in rounds. \"Handler\" calls the router in process, without HTTP. DynamoDB requests are counted by SDK middleware (every attempt); allocations are the whole process's `runtime.MemStats` deltas per operation at one client (for the server path that includes the load generator's HTTP client).\n")
+	m.p("Each operation through the local server's real path (HTTP over loopback to the transport's router behind an `http.Server`, the manager, the store, the SDK: what `stampede serve` runs) against the raw path: the very DynamoDB request the server makes for it (captured from the same router over a recording client, fresh per operation), sent alone by an SDK client built the same way, against the same DynamoDB Local. The paths alternate in rounds. \"Handler\" calls the router in process, without HTTP. DynamoDB requests are counted by SDK middleware (every attempt); allocations are the whole process's `runtime.MemStats` deltas per operation at one client (for the server path that includes the load generator's HTTP client). \"CPU wait\" is the time the benchmark process's threads spent runnable but waiting for a processor, per operation (`/proc/self/task/*/schedstat`): on this shared machine, a large part of every latency is that queue, and it differs from run to run.\n")
 	for _, c := range concurrencies(sp) {
 		if c == 1 {
 			m.p("### One client\n")
-			m.p("| operation | raw p50 | raw p99 | handler p50 | server p50 | server p99 | p50 server ÷ raw | ops/s raw | ops/s server | DynamoDB req/op | allocs/op raw | allocs/op handler | allocs/op server |%s", m.beforeHead("p50 ÷ raw", "allocs/op handler"))
-			m.p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |%s", m.beforeAlign(2))
+			m.p("| operation | raw p50 | raw p99 | handler p50 | server p50 | server p99 | p50 server ÷ raw | ops/s raw | ops/s server | DynamoDB req/op | allocs/op raw | allocs/op handler | allocs/op server | CPU wait/op raw | CPU wait/op server |%s", m.beforeHead("p50 ÷ raw", "allocs/op handler"))
+			m.p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |%s", m.beforeAlign(2))
 			for _, o := range sp.Ops {
 				if o.Concurrency != 1 {
 					continue
 				}
-				line := fmt.Sprintf("| %s | %s | %s | %s | %s | %s | **%.2f×** | %.0f | %.0f | %.2f | %.0f | %.0f | %.0f |%s", o.Op,
+				line := fmt.Sprintf("| %s | %s | %s | %s | %s | %s | **%.2f×** | %.0f | %.0f | %.2f | %.0f | %.0f | %.0f | %s | %s |%s", o.Op,
 					ms(o.Raw.P50), ms(o.Raw.P99), ms(o.Handler.P50), ms(o.Server.P50), ms(o.Server.P99),
 					ratio(float64(o.Server.P50), float64(o.Raw.P50)), o.Raw.OpsPerSec, o.Server.OpsPerSec,
-					o.Server.DynamoDBPerOp, o.Raw.AllocsPerOp, o.Handler.AllocsPerOp, o.Server.AllocsPerOp, unexpected(o))
+					o.Server.DynamoDBPerOp, o.Raw.AllocsPerOp, o.Handler.AllocsPerOp, o.Server.AllocsPerOp,
+					ms(o.Raw.CPUWaitPerOp), ms(o.Server.CPUWaitPerOp), unexpected(o))
 				if m.before != nil && m.before.ServerPath != nil {
 					if ob, ok := findOp(m.before.ServerPath, o.Op, 1); ok {
 						line += fmt.Sprintf(" %.2f× | %.0f |", ratio(float64(ob.Server.P50), float64(ob.Raw.P50)), ob.Handler.AllocsPerOp)

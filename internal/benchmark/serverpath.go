@@ -34,6 +34,10 @@ type PathStats struct {
 	AllocsPerOp float64 `json:"allocs_per_op,omitempty"`
 	// BytesPerOp is the heap bytes allocated per operation, likewise.
 	BytesPerOp float64 `json:"bytes_per_op,omitempty"`
+	// CPUWaitPerOp is the time this process's threads spent runnable but
+	// waiting for a processor, per operation: on a shared machine, the
+	// part of the latency that is the queue for a CPU.
+	CPUWaitPerOp time.Duration `json:"cpu_wait_per_op_ns"`
 	// Unexpected counts answers other than the operation's expected one.
 	Unexpected int `json:"unexpected"`
 	// TimeWait is how many more sockets to DynamoDB Local were in
@@ -78,9 +82,11 @@ type ServerPathOptions struct {
 	// Rounds alternates the paths this many times per cell, so a drift in
 	// the machine's speed falls on both.
 	Rounds int
+	// Operations, when set, selects operations by name ("get hit", ...).
+	Operations []string
 	// Warmup is the number of untimed operations of each kind sent on each
-	// path before the first measurement (DynamoDB Local's JIT warms up),
-	// and a tenth of it (at least 5) again before each cell.
+	// path before the first measurement (DynamoDB Local's JIT warms up for
+	// a long while), and a tenth of it (at least 5) again before each cell.
 	Warmup int
 }
 
@@ -162,7 +168,7 @@ func (b *bench) operations() []operation {
 		{
 			name: "put new", status: http.StatusCreated,
 			spec: func(path string, run, w, i int) reqSpec {
-				key := fmt.Sprintf("%s-new-%d-%d-%d", path, run, w, i)
+				key := fmt.Sprintf("new-%d-%d-%d-%s", run, w, i, path)
 				return reqSpec{http.MethodPut, cachePath(key), putBody(outputURI(key), false)}
 			},
 		},
@@ -301,9 +307,16 @@ func (b *bench) runServerPath(ctx context.Context, o ServerPathOptions) (ServerP
 	var res ServerPathResult
 	hc := b.loadClient(64)
 	defer hc.CloseIdleConnections()
+	ops := b.operations()
+	if len(o.Operations) > 0 {
+		ops = slices.DeleteFunc(ops, func(op operation) bool { return !slices.Contains(o.Operations, op.name) })
+		if len(ops) == 0 {
+			return res, fmt.Errorf("no operation named %q", o.Operations)
+		}
+	}
 	if o.Warmup > 0 {
 		b.logf("server path: warming up, %d operations of each kind on each path", o.Warmup)
-		for _, op := range b.operations() {
+		for _, op := range ops {
 			if err := b.warm(ctx, hc, op, 4, o.Warmup); err != nil {
 				return res, fmt.Errorf("warm-up %s: %w", op.name, err)
 			}
@@ -314,7 +327,7 @@ func (b *bench) runServerPath(ctx context.Context, o ServerPathOptions) (ServerP
 		if c == 1 {
 			n = o.OpsSerial
 		}
-		for _, op := range b.operations() {
+		for _, op := range ops {
 			b.logf("server path: %s, %d client(s), %d operations per path", op.name, c, n)
 			if err := b.warm(ctx, hc, op, c, max(o.Warmup/10, 5)); err != nil {
 				return res, fmt.Errorf("warm-up %s: %w", op.name, err)
@@ -407,6 +420,7 @@ type pathAcc struct {
 	bytes      uint64
 	unexpected int
 	timeWait   int
+	cpuWait    time.Duration
 }
 
 func (a *pathAcc) stats() PathStats {
@@ -419,6 +433,7 @@ func (a *pathAcc) stats() PathStats {
 		DynamoDBPerOp: float64(a.dynamo) / float64(a.ops),
 		Unexpected:    a.unexpected,
 		TimeWait:      a.timeWait,
+		CPUWaitPerOp:  a.cpuWait / time.Duration(a.ops),
 	}
 	if a.mallocs > 0 {
 		s.AllocsPerOp = float64(a.mallocs) / float64(a.ops)
@@ -456,6 +471,7 @@ func (b *bench) measurePath(ctx context.Context, hc *http.Client, op operation, 
 		runtime.ReadMemStats(&ms0)
 	}
 	before := counter.snapshot()
+	waited := runQueueDelay()
 	results := make([][]time.Duration, len(calls))
 	bad := make([]int, len(calls))
 	var wg sync.WaitGroup
@@ -481,6 +497,7 @@ func (b *bench) measurePath(ctx context.Context, hc *http.Client, op operation, 
 	close(start)
 	wg.Wait()
 	wall := time.Since(t0)
+	acc.cpuWait += runQueueDelay() - waited
 	after := counter.snapshot()
 	if serial {
 		runtime.ReadMemStats(&ms1)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // tcpTimeWait is the kernel's code for TIME_WAIT in /proc/net/tcp.
@@ -58,4 +59,30 @@ func hexPort(addr string) int {
 		return -1
 	}
 	return int(v)
+}
+
+// runQueueDelay is the time this process's threads have spent runnable
+// but waiting for a CPU, from /proc/self/task/*/schedstat (Linux; 0
+// elsewhere). On a shared machine it shows how much of a latency is the
+// wait for a processor rather than the work.
+func runQueueDelay() time.Duration {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return 0
+	}
+	var total int64
+	for _, t := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + t.Name() + "/schedstat")
+		if err != nil {
+			continue // the thread exited
+		}
+		f := strings.Fields(string(b))
+		if len(f) < 2 {
+			continue
+		}
+		if v, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+			total += v
+		}
+	}
+	return time.Duration(total)
 }
