@@ -357,7 +357,7 @@ func (m *markdown) lambda() {
 
 func (m *markdown) method() {
 	m.p("## Reproducing\n")
-	m.p("`make bench-e2e` runs everything (about five to ten minutes on two cores) and rewrites this file, its charts under `docs/performance/` and the raw figures in `docs/performance/results.json`. `go run ./cmd/stampede-bench -help` lists the flags that select sections and sizes; for example `-sections herd -herd-sizes 10,50` or `-sections server -ops 200`. A run that exists only to compare keeps its figures with `-out` elsewhere; `-before FILE` puts an earlier results.json beside the new figures. The command starts its own DynamoDB Local (in memory), in-process S3 and server, and stops them, and every function process it starts, before it exits.")
+	m.p("`make bench-e2e` runs everything (five to ten minutes on two cores) and rewrites this file, its charts under `docs/performance/` and the raw figures in `docs/performance/results.json`; `docs/performance/before.json`, an earlier results file, supplies the \"before\" columns (`-before FILE` names another, `-before \"\"` none). `go run ./cmd/stampede-bench -help` lists the flags that select sections and sizes, for example `make bench-e2e BENCH_FLAGS=\"-sections herd -herd-sizes 10,50\"` or `-sections server -operations \"get hit\" -ops 200`; `-out - -results \"\" -charts \"\"` only prints. The command starts its own DynamoDB Local (in memory), in-process S3 and server on loopback, and stops them and every function process it starts before it exits.")
 }
 
 // beforeHead and beforeAlign add the "before" columns' header cells.

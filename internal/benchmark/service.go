@@ -31,9 +31,9 @@ const (
 )
 
 // service is the system under test, assembled as `stampede serve`
-// assembles it: DynamoDB Local, the in-process S3, the manager over a
-// DynamoDB client from internal/config, and the transport's router behind
-// a real http.Server on loopback. Beside it, a raw DynamoDB client built the
+// assembles it: DynamoDB Local (here in memory), the in-process S3, the
+// manager over a DynamoDB client from internal/config, and the transport's
+// router behind a real http.Server on loopback. Beside it, a raw DynamoDB client built the
 // same way, for the floor, and a capture router that turns an HTTP request
 // into the DynamoDB input the server would send, without sending it.
 type service struct {
@@ -136,8 +136,9 @@ func startService(ctx context.Context, endpoint, workDir string, logf func(strin
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	s.httpServer = &http.Server{Handler: s.Router, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = s.httpServer.Serve(ln) }()
+	s.httpServer = &http.Server{Handler: s.Router, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+	// As `stampede serve` listens: the server's own 4xx answers as JSON.
+	go func() { _ = s.httpServer.Serve(transport.JSONErrors(ln)) }()
 	s.URL = "http://" + ln.Addr().String()
 	return s, nil
 }
