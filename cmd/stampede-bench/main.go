@@ -100,7 +100,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	opts, err := options(f, def, repo)
+	opts, err := options(f, def)
 	if err != nil {
 		fmt.Fprintln(stderr, "stampede-bench:", err)
 		return 2
@@ -127,7 +127,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // options turns the flags into the benchmark's options.
-func options(f flags, def benchmark.Options, repo string) (benchmark.Options, error) {
+func options(f flags, def benchmark.Options) (benchmark.Options, error) {
 	opts := benchmark.Options{DynamoDBEndpoint: f.endpoint}
 	for _, s := range strings.Split(f.sections, ",") {
 		switch strings.TrimSpace(s) {
