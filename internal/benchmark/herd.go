@@ -114,8 +114,8 @@ func (b *bench) herd(ctx context.Context, n int, compute, timeout time.Duration)
 	start := make(chan struct{})
 	runCtx, cancel := context.WithTimeout(ctx, compute+timeout)
 	defer cancel()
-	before := b.svc.serverDB.snapshot()
-	b.svc.serverDB.watch(key)
+	before := b.svc.serverDB.Snapshot()
+	b.svc.serverDB.Watch(key)
 	for i := range n {
 		wg.Add(1)
 		go func() {
@@ -149,8 +149,8 @@ func (b *bench) herd(ctx context.Context, n int, compute, timeout time.Duration)
 	t0 := time.Now()
 	close(start)
 	wg.Wait()
-	reads := b.svc.serverDB.watchedReads()
-	res.DynamoDBRequests = b.svc.serverDB.snapshot().sub(before).total()
+	reads := b.svc.serverDB.WatchedReads()
+	res.DynamoDBRequests = b.svc.serverDB.Snapshot().Sub(before).Total()
 	res.Computations = computations.Load()
 	if len(finish) > 0 {
 		res.Last = maxDuration(finish)
@@ -182,4 +182,15 @@ func maxDuration(ds []time.Duration) time.Duration {
 		m = max(m, d)
 	}
 	return m
+}
+
+// countingTransport counts the HTTP requests sent through it.
+type countingTransport struct {
+	next http.RoundTripper
+	n    *atomic.Int64
+}
+
+func (t countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	t.n.Add(1)
+	return t.next.RoundTrip(r)
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/stampede-cache/stampede/internal/benchmark/rawdynamo"
 )
 
 // RateOptions size section 3.
@@ -119,12 +121,12 @@ func (b *bench) fixedRate(ctx context.Context, rate int, o RateOptions) (RateRes
 	start := time.Now().Add(10 * time.Millisecond)
 	windowStart := start.Add(o.Warmup)
 	windowEnd := windowStart.Add(o.Duration)
-	var readsAtWindow counts
+	var readsAtWindow rawdynamo.Counts
 	readsTaken := false
 	for i := 0; i < total; {
 		now := time.Now()
 		if !readsTaken && !now.Before(windowStart) {
-			readsAtWindow, readsTaken = b.svc.serverDB.snapshot(), true
+			readsAtWindow, readsTaken = b.svc.serverDB.Snapshot(), true
 		}
 		// Fire every request that is due, each at its own scheduled instant.
 		for ; i < total; i++ {
@@ -165,7 +167,7 @@ func (b *bench) fixedRate(ctx context.Context, rate int, o RateOptions) (RateRes
 	}
 	// Wait for the window to close, then for the stragglers (bounded).
 	time.Sleep(time.Until(windowEnd))
-	readsAfter := b.svc.serverDB.snapshot()
+	readsAfter := b.svc.serverDB.Snapshot()
 	waited := make(chan struct{})
 	go func() { wg.Wait(); close(waited) }()
 	select {
@@ -200,7 +202,7 @@ func (b *bench) fixedRate(ctx context.Context, rate int, o RateOptions) (RateRes
 	res.Dropped = dropped
 	res.Latencies = summarize(lat)
 	res.Achieved = float64(answered) / max(last.Sub(windowStart), o.Duration).Seconds()
-	res.ReadsPerSec = float64(readsAfter.sub(readsAtWindow).GetItem) / o.Duration.Seconds()
+	res.ReadsPerSec = float64(readsAfter.Sub(readsAtWindow).GetItem) / o.Duration.Seconds()
 	res.Saturated = res.Achieved < 0.95*float64(rate) || dropped > 0
 	return res, nil
 }

@@ -3,7 +3,6 @@ package benchmark
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -13,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/stampede-cache/stampede/internal/benchmark/rawdynamo"
 )
 
 // The paths a server-path operation is measured on.
@@ -470,7 +469,7 @@ func (b *bench) measurePath(ctx context.Context, hc *http.Client, op operation, 
 		runtime.GC()
 		runtime.ReadMemStats(&ms0)
 	}
-	before := counter.snapshot()
+	before := counter.Snapshot()
 	waited := runQueueDelay()
 	results := make([][]time.Duration, len(calls))
 	bad := make([]int, len(calls))
@@ -498,7 +497,7 @@ func (b *bench) measurePath(ctx context.Context, hc *http.Client, op operation, 
 	wg.Wait()
 	wall := time.Since(t0)
 	acc.cpuWait += runQueueDelay() - waited
-	after := counter.snapshot()
+	after := counter.Snapshot()
 	if serial {
 		runtime.ReadMemStats(&ms1)
 		acc.mallocs += ms1.Mallocs - ms0.Mallocs
@@ -512,7 +511,7 @@ func (b *bench) measurePath(ctx context.Context, hc *http.Client, op operation, 
 		acc.unexpected += bad[w]
 	}
 	acc.wall += wall
-	acc.dynamo += after.sub(before).total()
+	acc.dynamo += after.Sub(before).Total()
 	return ctx.Err()
 }
 
@@ -521,15 +520,14 @@ func (b *bench) measurePath(ctx context.Context, hc *http.Client, op operation, 
 func (b *bench) call(ctx context.Context, hc *http.Client, op operation, path string, s reqSpec) (func() bool, error) {
 	switch path {
 	case pathRaw:
-		in, err := b.svc.captureInput(s.request(ctx, ""))
+		req, err := b.svc.captureRequest(s.request(ctx, ""))
 		if err != nil {
 			return nil, err
 		}
 		return func() bool {
-			err := b.svc.sendRaw(ctx, in)
-			var ccf *types.ConditionalCheckFailedException
+			err := b.svc.raw.Send(ctx, req)
 			if op.rawFails {
-				return errors.As(err, &ccf)
+				return rawdynamo.ConditionFailed(err)
 			}
 			return err == nil
 		}, nil
@@ -579,7 +577,7 @@ func (b *bench) measureHop(ctx context.Context, c, n int) (HopResult, error) {
 	}
 	op := operation{name: "hop", status: http.StatusOK}
 	acc := &pathAcc{}
-	hop := &bench{svc: &service{URL: url, serverDB: &ddbCounter{}, DynamoDBPort: b.svc.DynamoDBPort}, logf: b.logf}
+	hop := &bench{svc: &service{URL: url, serverDB: &rawdynamo.Counter{}, DynamoDBPort: b.svc.DynamoDBPort}, logf: b.logf}
 	if err := hop.measurePath(ctx, hc, op, pathServer, specs, acc); err != nil {
 		return HopResult{}, err
 	}

@@ -11,11 +11,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-
+	"github.com/stampede-cache/stampede/internal/benchmark/rawdynamo"
 	"github.com/stampede-cache/stampede/internal/config"
 	"github.com/stampede-cache/stampede/internal/dynamolocal"
 	"github.com/stampede-cache/stampede/internal/dynamostore"
@@ -44,11 +42,11 @@ type service struct {
 	// DynamoDBPort is DynamoDB Local's port (for counting its sockets).
 	DynamoDBPort int
 
-	serverDB   *ddbCounter
-	raw        *dynamodb.Client
-	rawDB      *ddbCounter
+	serverDB   *rawdynamo.Counter
+	raw        *rawdynamo.Client
+	rawDB      *rawdynamo.Counter
 	capture    http.Handler
-	recorder   *recorder
+	recorder   *rawdynamo.Recorder
 	httpServer *http.Server
 	stops      []func()
 }
@@ -108,8 +106,8 @@ func startService(ctx context.Context, endpoint, workDir string, logf func(strin
 	if err := dynamostore.EnsureTable(setupCtx, serverDB, cfg.Table); err != nil {
 		return nil, err
 	}
-	s.serverDB = &ddbCounter{}
-	mgr, err := config.ManagerOver(ctx, cfg, counted(serverDB, s.serverDB))
+	s.serverDB = &rawdynamo.Counter{}
+	mgr, err := config.ManagerOver(ctx, cfg, rawdynamo.Counted(serverDB, s.serverDB))
 	if err != nil {
 		return nil, err
 	}
@@ -122,10 +120,10 @@ func startService(ctx context.Context, endpoint, workDir string, logf func(strin
 	if err != nil {
 		return nil, err
 	}
-	s.rawDB = &ddbCounter{}
-	s.raw = counted(rawDB, s.rawDB)
+	s.rawDB = &rawdynamo.Counter{}
+	s.raw = rawdynamo.NewClient(rawDB, s.rawDB)
 
-	s.recorder = &recorder{}
+	s.recorder = &rawdynamo.Recorder{}
 	captureMgr, err := config.ManagerOver(ctx, cfg, s.recorder)
 	if err != nil {
 		return nil, err
@@ -165,63 +163,16 @@ func reservationPath(key string) string {
 	return "/v1/projects/" + benchProject + "/domains/" + benchDomain + "/reservations/" + key
 }
 
-// recorder is a dynamostore.API that sends nothing: it keeps the inputs it
-// is given and answers with empty outputs (no item; a write that met its
-// condition). Behind a router it yields exactly the DynamoDB requests an
-// HTTP request makes, for the raw path to send.
-type recorder struct {
-	mu     sync.Mutex
-	inputs []any
-}
-
-func (r *recorder) GetItem(_ context.Context, in *dynamodb.GetItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
-	r.add(in)
-	return &dynamodb.GetItemOutput{}, nil
-}
-
-func (r *recorder) UpdateItem(_ context.Context, in *dynamodb.UpdateItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
-	r.add(in)
-	return &dynamodb.UpdateItemOutput{}, nil
-}
-
-func (r *recorder) add(in any) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.inputs = append(r.inputs, in)
-}
-
-func (r *recorder) take() []any {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	in := r.inputs
-	r.inputs = nil
-	return in
-}
-
-// captureInput returns the one DynamoDB input the server sends for the
-// request (built by the same router over the recorder).
-func (s *service) captureInput(req *http.Request) (any, error) {
+// captureRequest returns the one DynamoDB request the server makes for
+// the HTTP request (built by the same router over the recorder).
+func (s *service) captureRequest(req *http.Request) (rawdynamo.Request, error) {
 	w := discardResponse{header: http.Header{}}
 	s.capture.ServeHTTP(&w, req)
-	inputs := s.recorder.take()
-	if len(inputs) != 1 {
-		return nil, fmt.Errorf("capture %s %s: the server made %d DynamoDB requests, want 1", req.Method, req.URL.Path, len(inputs))
+	requests := s.recorder.Take()
+	if len(requests) != 1 {
+		return rawdynamo.Request{}, fmt.Errorf("capture %s %s: the server made %d DynamoDB requests, want 1", req.Method, req.URL.Path, len(requests))
 	}
-	return inputs[0], nil
-}
-
-// sendRaw sends a captured input with the raw client.
-func (s *service) sendRaw(ctx context.Context, in any) error {
-	var err error
-	switch in := in.(type) {
-	case *dynamodb.GetItemInput:
-		_, err = s.raw.GetItem(ctx, in)
-	case *dynamodb.UpdateItemInput:
-		_, err = s.raw.UpdateItem(ctx, in)
-	default:
-		err = fmt.Errorf("unexpected input %T", in)
-	}
-	return err
+	return requests[0], nil
 }
 
 // discardResponse is an http.ResponseWriter that keeps only the status.

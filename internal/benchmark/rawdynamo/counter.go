@@ -1,8 +1,7 @@
-package benchmark
+package rawdynamo
 
 import (
 	"context"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -17,10 +16,9 @@ import (
 	"github.com/stampede-cache/stampede/internal/dynamostore"
 )
 
-// ddbCounter counts the DynamoDB requests a client sends, each attempt
-// (retries included) once, and records when GetItem reads a watched
-// partition key.
-type ddbCounter struct {
+// Counter counts the DynamoDB requests a client sends, each attempt
+// (retries included) once, and records when GetItem reads a watched key.
+type Counter struct {
 	getItem    atomic.Int64
 	updateItem atomic.Int64
 	other      atomic.Int64
@@ -30,31 +28,34 @@ type ddbCounter struct {
 	reads   []time.Time
 }
 
-// counts is a snapshot of a ddbCounter.
-type counts struct {
+// Counts is a snapshot of a Counter.
+type Counts struct {
 	GetItem, UpdateItem, Other int64
 }
 
-func (c counts) total() int64 { return c.GetItem + c.UpdateItem + c.Other }
+// Total is the number of requests of every kind.
+func (c Counts) Total() int64 { return c.GetItem + c.UpdateItem + c.Other }
 
-func (c counts) sub(o counts) counts {
-	return counts{c.GetItem - o.GetItem, c.UpdateItem - o.UpdateItem, c.Other - o.Other}
+// Sub is c - o, kind by kind.
+func (c Counts) Sub(o Counts) Counts {
+	return Counts{c.GetItem - o.GetItem, c.UpdateItem - o.UpdateItem, c.Other - o.Other}
 }
 
-func (c *ddbCounter) snapshot() counts {
-	return counts{c.getItem.Load(), c.updateItem.Load(), c.other.Load()}
+// Snapshot reads the counts.
+func (c *Counter) Snapshot() Counts {
+	return Counts{c.getItem.Load(), c.updateItem.Load(), c.other.Load()}
 }
 
-// watch starts recording the GetItem requests of key (any project and
+// Watch starts recording the GetItem requests of key (any project and
 // domain), forgetting earlier ones.
-func (c *ddbCounter) watch(key string) {
+func (c *Counter) Watch(key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.watched, c.reads = key, nil
 }
 
-// watchedReads stops watching and returns when each watched read was sent.
-func (c *ddbCounter) watchedReads() []time.Time {
+// WatchedReads stops watching and returns when each watched read was sent.
+func (c *Counter) WatchedReads() []time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	reads := c.reads
@@ -67,7 +68,7 @@ type partitionKeyValue struct{}
 // install adds the counting middleware to a client's stack: the partition
 // key is read at initialize (where the input is), the request counted at
 // finalize after the retry middleware (where each attempt passes).
-func (c *ddbCounter) install(stack *middleware.Stack) error {
+func (c *Counter) install(stack *middleware.Stack) error {
 	err := stack.Initialize.Add(middleware.InitializeMiddlewareFunc("BenchPartitionKey",
 		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 			if get, ok := in.Parameters.(*dynamodb.GetItemInput); ok {
@@ -96,7 +97,7 @@ func (c *ddbCounter) install(stack *middleware.Stack) error {
 		}), middleware.After)
 }
 
-func (c *ddbCounter) recordRead(pk string) {
+func (c *Counter) recordRead(pk string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.watched != "" && strings.HasSuffix(pk, "/"+c.watched) {
@@ -104,21 +105,10 @@ func (c *ddbCounter) recordRead(pk string) {
 	}
 }
 
-// counted returns a copy of db, configured identically, that counts its
+// Counted returns a copy of db, configured identically, that counts its
 // requests in c.
-func counted(db *dynamodb.Client, c *ddbCounter) *dynamodb.Client {
+func Counted(db *dynamodb.Client, c *Counter) *dynamodb.Client {
 	o := db.Options()
 	o.APIOptions = append(slices.Clone(o.APIOptions), c.install)
 	return dynamodb.New(o)
-}
-
-// countingTransport counts the HTTP requests sent through it.
-type countingTransport struct {
-	next http.RoundTripper
-	n    *atomic.Int64
-}
-
-func (t countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	t.n.Add(1)
-	return t.next.RoundTrip(r)
 }
