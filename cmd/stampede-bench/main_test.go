@@ -1,0 +1,91 @@
+package main
+
+import (
+	"io"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stampede-cache/stampede/internal/benchmark"
+)
+
+func TestOptions(t *testing.T) {
+	def := benchmark.Defaults("/repo")
+	base := flags{
+		clients: "1,16", ops: 10, ops16: 20, rounds: 2, herdSizes: "10,50", herdComp: "500ms,5s",
+		rates: "250,500", rateDur: time.Second, rateWarmup: time.Second, inFlight: 8, lambdaRuns: 3,
+	}
+	tests := []struct {
+		name     string
+		edit     func(*flags)
+		wantErr  bool
+		sections []string
+	}{
+		{"all", func(f *flags) { f.sections = "server,herd,rate,lambda" }, false, []string{"server", "herd", "rate", "lambda"}},
+		{"one", func(f *flags) { f.sections = "herd" }, false, []string{"herd"}},
+		{"spaces", func(f *flags) { f.sections = " rate , lambda" }, false, []string{"rate", "lambda"}},
+		{"unknown section", func(f *flags) { f.sections = "server,disk" }, true, nil},
+		{"bad clients", func(f *flags) { f.sections, f.clients = "server", "1,x" }, true, nil},
+		{"zero herd size", func(f *flags) { f.sections, f.herdSizes = "herd", "0" }, true, nil},
+		{"bad computation", func(f *flags) { f.sections, f.herdComp = "herd", "5" }, true, nil},
+		{"bad rate", func(f *flags) { f.sections, f.rates = "rate", "-1" }, true, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := base
+			tt.edit(&f)
+			opts, err := options(f, def)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			got := map[string]bool{"server": opts.ServerPath != nil, "herd": opts.Herd != nil, "rate": opts.Rate != nil, "lambda": opts.Lambda != nil}
+			for name, on := range got {
+				if on != slices.Contains(tt.sections, name) {
+					t.Errorf("section %s selected = %v", name, on)
+				}
+			}
+		})
+	}
+}
+
+func TestOptionsCarryTheSizes(t *testing.T) {
+	f := flags{
+		sections: "server,herd,rate,lambda", clients: "1,4", ops: 10, ops16: 20, rounds: 3, operations: "get hit, put new",
+		herdSizes: "3", herdComp: "100ms", herdLong: 2 * time.Second, herdLongN: 7,
+		rates: "50", rateDur: 2 * time.Second, rateWarmup: 500 * time.Millisecond, inFlight: 8, lambdaRuns: 2, functions: "./functions/get",
+	}
+	opts, err := options(f, benchmark.Defaults("/repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := opts.ServerPath
+	if !slices.Equal(sp.Concurrency, []int{1, 4}) || sp.OpsSerial != 10 || sp.OpsParallel != 20 || sp.Rounds != 3 ||
+		!slices.Equal(sp.Operations, []string{"get hit", "put new"}) {
+		t.Errorf("server path: %+v", sp)
+	}
+	h := opts.Herd
+	if !slices.Equal(h.Sizes, []int{3}) || !slices.Equal(h.Computations, []time.Duration{100 * time.Millisecond}) ||
+		len(h.Extra) != 1 || h.Extra[0] != (benchmark.HerdCell{N: 7, Compute: 2 * time.Second}) {
+		t.Errorf("herd: %+v", h)
+	}
+	r := opts.Rate
+	if !slices.Equal(r.Rates, []int{50}) || r.Duration != 2*time.Second || r.Warmup != 500*time.Millisecond || r.MaxInFlight != 8 {
+		t.Errorf("rate: %+v", r)
+	}
+	l := opts.Lambda
+	if l.Runs != 2 || !slices.Equal(l.Functions, []string{"./functions/get"}) || l.RepoDir != "/repo" {
+		t.Errorf("lambda: %+v", l)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	if code := run(t.Context(), []string{"-help"}, io.Discard, io.Discard); code != 0 {
+		t.Errorf("-help exits %d, want 0", code)
+	}
+	if code := run(t.Context(), []string{"-sections", "nope"}, io.Discard, io.Discard); code != 2 {
+		t.Errorf("an unknown section exits %d, want 2", code)
+	}
+}

@@ -1,0 +1,263 @@
+package benchmark
+
+import (
+	"fmt"
+	"image/color"
+	"math"
+	"path/filepath"
+	"time"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+)
+
+// Chart size.
+const (
+	chartWidth  = 7 * vg.Inch
+	chartHeight = 4.2 * vg.Inch
+)
+
+// WriteCharts draws the report's charts into dir as PNG files; before,
+// when not nil, is drawn dashed beside the new figures. It returns the
+// files written.
+func WriteCharts(dir string, r, before *Report) ([]string, error) {
+	var files []string
+	draw := func(name string, p *plot.Plot, err error) error {
+		if err != nil || p == nil {
+			return err
+		}
+		path := filepath.Join(dir, name)
+		if err := p.Save(chartWidth, chartHeight, path); err != nil {
+			return fmt.Errorf("save %s: %w", path, err)
+		}
+		files = append(files, path)
+		return nil
+	}
+	if r.ServerPath != nil {
+		p, err := serverChart(r.ServerPath)
+		if err := draw(ChartServer, p, err); err != nil {
+			return files, err
+		}
+	}
+	if len(r.Herds) > 0 {
+		p, err := herdChart(r, before)
+		if err := draw(ChartHerd, p, err); err != nil {
+			return files, err
+		}
+	}
+	if len(r.Rates) > 0 {
+		p, err := rateChart(r, before)
+		if err := draw(ChartRate, p, err); err != nil {
+			return files, err
+		}
+	}
+	return files, nil
+}
+
+// positive keeps values drawable on a log scale.
+func positive(v float64) float64 { return max(v, 1e-3) }
+
+func serverChart(sp *ServerPathResult) (*plot.Plot, error) {
+	var names []string
+	var raw, handler, server plotter.Values
+	top := 0.0
+	for _, o := range sp.Ops {
+		if o.Concurrency != 1 {
+			continue
+		}
+		names = append(names, o.Op)
+		raw = append(raw, millis(o.Raw.P50))
+		handler = append(handler, millis(o.Handler.P50))
+		server = append(server, millis(o.Server.P50))
+		top = max(top, millis(o.Raw.P50), millis(o.Handler.P50), millis(o.Server.P50))
+	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	p := plot.New()
+	p.Title.Text = "p50 latency per operation, one client"
+	p.Title.Padding = vg.Points(6)
+	p.Y.Label.Text = "p50 (ms)"
+	w := vg.Points(14)
+	series := []struct {
+		name string
+		v    plotter.Values
+	}{{"raw DynamoDB request", raw}, {"router in process", handler}, {"server over HTTP", server}}
+	for i, s := range series {
+		bars, err := plotter.NewBarChart(s.v, w)
+		if err != nil {
+			return nil, err
+		}
+		bars.LineStyle.Width = 0
+		bars.Color = plotutil.Color(i)
+		bars.Offset = vg.Length(i-1) * w
+		p.Add(bars)
+		p.Legend.Add(s.name, bars)
+	}
+	// Headroom for the legend above the bars.
+	p.Y.Min, p.Y.Max = 0, top*1.35
+	p.Legend.Top = true
+	p.NominalX(names...)
+	p.X.Tick.Label.Rotation = 0.35
+	p.X.Tick.Label.XAlign = draw.XRight
+	p.Add(plotter.NewGrid())
+	return p, nil
+}
+
+func herdChart(r, before *Report) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = "Herd hand-off: end of the computation to the last caller's result"
+	p.Title.Padding = vg.Points(6)
+	p.X.Label.Text = "callers on one key (N)"
+	p.Y.Label.Text = "hand-off (s)"
+	p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}
+	p.X.Tick.Marker = plot.ConstantTicks(herdTicks(r.Herds))
+	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	i := 0
+	for _, d := range computations(r.Herds) {
+		if err := addLine(p, fmt.Sprintf("computation %s", secs(d)), herdXYs(r.Herds, d), i, false); err != nil {
+			return nil, err
+		}
+		if before != nil {
+			if xys := herdXYs(before.Herds, d); len(xys) > 0 {
+				if err := addLine(p, fmt.Sprintf("before, computation %s", secs(d)), xys, i, true); err != nil {
+					return nil, err
+				}
+			}
+		}
+		i++
+	}
+	decades(&p.Y)
+	p.Legend.Top = true
+	p.Legend.Left = true
+	p.Legend.XOffs = vg.Points(8)
+	p.Add(plotter.NewGrid())
+	return p, nil
+}
+
+func rateChart(r, before *Report) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = "Strong gets at a fixed rate (open loop)"
+	p.Title.Padding = vg.Points(6)
+	p.X.Label.Text = "target rate (gets/s)"
+	p.Y.Label.Text = "latency from the scheduled instant (ms)"
+	p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}
+	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	series := []struct {
+		name string
+		get  func(Latencies) time.Duration
+	}{
+		{"p50", func(l Latencies) time.Duration { return l.P50 }},
+		{"p80", func(l Latencies) time.Duration { return l.P80 }},
+		{"p99", func(l Latencies) time.Duration { return l.P99 }},
+	}
+	for i, s := range series {
+		if err := addLine(p, s.name, rateXYs(r.Rates, s.get), i, false); err != nil {
+			return nil, err
+		}
+		if before != nil && len(before.Rates) > 0 {
+			if err := addLine(p, "before, "+s.name, rateXYs(before.Rates, s.get), i, true); err != nil {
+				return nil, err
+			}
+		}
+	}
+	var ticks []plot.Tick
+	for _, x := range r.Rates {
+		ticks = append(ticks, plot.Tick{Value: float64(x.Target), Label: fmt.Sprintf("%d\n(%.0f)", x.Target, x.Achieved)})
+	}
+	p.X.Tick.Marker = plot.ConstantTicks(ticks)
+	p.X.Label.Text = "target rate, gets/s (achieved in brackets)"
+	decades(&p.Y)
+	p.Legend.Top = true
+	p.Legend.Left = true
+	p.Add(plotter.NewGrid())
+	return p, nil
+}
+
+// decades widens a log axis to whole powers of ten, so that its ticks
+// carry labels.
+func decades(a *plot.Axis) {
+	if a.Min > 0 && a.Max > 0 {
+		a.Min = math.Pow(10, math.Floor(math.Log10(a.Min)))
+		a.Max = math.Pow(10, math.Ceil(math.Log10(a.Max)+0.05))
+	}
+}
+
+// addLine adds a line with points in the i-th colour; dashed for "before".
+func addLine(p *plot.Plot, name string, xys plotter.XYs, i int, dashed bool) error {
+	if len(xys) == 0 {
+		return nil
+	}
+	line, points, err := plotter.NewLinePoints(xys)
+	if err != nil {
+		return err
+	}
+	c := plotutil.Color(i)
+	line.Color, points.Color = c, c
+	points.Shape = plotutil.Shape(i)
+	if dashed {
+		line.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+		line.Color = fade(c)
+		points.Color = fade(c)
+	}
+	p.Add(line, points)
+	p.Legend.Add(name, line, points)
+	return nil
+}
+
+func fade(c color.Color) color.Color {
+	r, g, b, _ := c.RGBA()
+	return color.NRGBA{R: uint8(r >> 8), G: uint8(g >> 8), B: uint8(b >> 8), A: 110}
+}
+
+func herdXYs(hs []HerdResult, d time.Duration) plotter.XYs {
+	var xys plotter.XYs
+	for _, h := range hs {
+		if h.Compute == d && h.Errors == 0 {
+			xys = append(xys, plotter.XY{X: float64(h.N), Y: positive(h.HandOff.Seconds())})
+		}
+	}
+	return xys
+}
+
+func rateXYs(rs []RateResult, get func(Latencies) time.Duration) plotter.XYs {
+	var xys plotter.XYs
+	for _, r := range rs {
+		xys = append(xys, plotter.XY{X: float64(r.Target), Y: positive(float64(get(r.Latencies)) / float64(time.Millisecond))})
+	}
+	return xys
+}
+
+func computations(hs []HerdResult) []time.Duration {
+	var ds []time.Duration
+	for _, h := range hs {
+		seen := false
+		for _, d := range ds {
+			seen = seen || d == h.Compute
+		}
+		if !seen {
+			ds = append(ds, h.Compute)
+		}
+	}
+	return ds
+}
+
+func herdTicks(hs []HerdResult) []plot.Tick {
+	var ticks []plot.Tick
+	for _, h := range hs {
+		v := float64(h.N)
+		seen := false
+		for _, t := range ticks {
+			seen = seen || t.Value == v
+		}
+		if !seen {
+			ticks = append(ticks, plot.Tick{Value: v, Label: fmt.Sprint(h.N)})
+		}
+	}
+	return ticks
+}
+
+func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -1,0 +1,196 @@
+package benchmark
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/stampede-cache/stampede/client"
+)
+
+// HerdOptions size section 2.
+type HerdOptions struct {
+	// Sizes lists the herd sizes N (concurrent callers on one key).
+	Sizes []int
+	// Computations lists how long the computation takes.
+	Computations []time.Duration
+	// Extra lists further herds, e.g. one long computation at one size.
+	Extra []HerdCell
+	// Timeout bounds each caller beyond the computation.
+	Timeout time.Duration
+}
+
+// HerdCell is one herd size with one computation length.
+type HerdCell struct {
+	N       int
+	Compute time.Duration
+}
+
+// HerdResult is one herd: N callers of client.GetOrCompute on one fresh
+// key, all started at once, the computation taking Compute.
+type HerdResult struct {
+	N       int           `json:"n"`
+	Compute time.Duration `json:"compute_ns"`
+	// Last is from the start to the last caller's result; Median to the
+	// median caller's.
+	Last   time.Duration `json:"last_ns"`
+	Median time.Duration `json:"median_ns"`
+	// HandOff is from the end of the computation (compute returned) to the
+	// last caller's result.
+	HandOff      time.Duration `json:"hand_off_ns"`
+	Computations int64         `json:"computations"`
+	// RequestsPerWaiter is the mean number of HTTP requests (attempts) of
+	// the callers that did not compute; MaxRequests the most any sent.
+	RequestsPerWaiter float64 `json:"requests_per_waiter"`
+	MaxRequests       int64   `json:"max_requests"`
+	// HotKeyReads counts the GetItem requests on the key; ReadsPerSec is
+	// their mean rate over Last and PeakReadsPerSec the most in one second.
+	HotKeyReads     int     `json:"hot_key_reads"`
+	ReadsPerSec     float64 `json:"reads_per_sec"`
+	PeakReadsPerSec int     `json:"peak_reads_per_sec"`
+	// DynamoDBRequests counts every DynamoDB request the server sent.
+	DynamoDBRequests int64  `json:"dynamodb_requests"`
+	Errors           int    `json:"errors"`
+	FirstError       string `json:"first_error,omitempty"`
+}
+
+// runHerds measures section 2.
+func (b *bench) runHerds(ctx context.Context, o HerdOptions) ([]HerdResult, error) {
+	var cells []HerdCell
+	for _, d := range o.Computations {
+		for _, n := range o.Sizes {
+			cells = append(cells, HerdCell{n, d})
+		}
+	}
+	var out []HerdResult
+	for _, c := range append(cells, o.Extra...) {
+		b.logf("herd: N=%d, computation %s", c.N, c.Compute)
+		r, err := b.herd(ctx, c.N, c.Compute, o.Timeout)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func (b *bench) herd(ctx context.Context, n int, compute, timeout time.Duration) (HerdResult, error) {
+	res := HerdResult{N: n, Compute: compute}
+	b.run++
+	key := fmt.Sprintf("herd-%d-%d-%d", n, compute.Milliseconds(), b.run)
+	// One connection pool, as callers in one process share; each caller
+	// counts its own requests.
+	shared := http.DefaultTransport.(*http.Transport).Clone()
+	shared.MaxIdleConnsPerHost = n
+	shared.MaxIdleConns = 2 * n
+	defer shared.CloseIdleConnections()
+
+	requests := make([]atomic.Int64, n)
+	clients := make([]*client.Client, n)
+	for i := range n {
+		hc := &http.Client{
+			Transport:     countingTransport{next: shared, n: &requests[i]},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+		c, err := client.New(b.svc.URL, client.WithHTTPClient(hc), client.WithoutSigV4())
+		if err != nil {
+			return res, err
+		}
+		clients[i] = c
+	}
+
+	var (
+		computations atomic.Int64
+		computeEnd   atomic.Int64 // unix nanoseconds
+		mu           sync.Mutex
+		finish       []time.Duration
+		computed     = make([]atomic.Bool, n)
+		wg           sync.WaitGroup
+	)
+	scope := client.Scope{Project: benchProject, Domain: benchDomain}
+	start := make(chan struct{})
+	runCtx, cancel := context.WithTimeout(ctx, compute+timeout)
+	defer cancel()
+	before := b.svc.serverDB.Snapshot()
+	b.svc.serverDB.Watch(key)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			t0 := time.Now()
+			_, err := clients[i].GetOrCompute(runCtx, scope, key, func(cctx context.Context) (client.ComputeResult, error) {
+				computations.Add(1)
+				computed[i].Store(true)
+				select {
+				case <-time.After(compute):
+				case <-cctx.Done():
+					return client.ComputeResult{}, context.Cause(cctx)
+				}
+				computeEnd.Store(time.Now().UnixNano())
+				return client.ComputeResult{OutputURI: outputURI(key)}, nil
+			})
+			took := time.Since(t0)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				res.Errors++
+				if res.FirstError == "" {
+					res.FirstError = err.Error()
+				}
+				return
+			}
+			finish = append(finish, took)
+		}()
+	}
+	t0 := time.Now()
+	close(start)
+	wg.Wait()
+	reads := b.svc.serverDB.WatchedReads()
+	res.DynamoDBRequests = b.svc.serverDB.Snapshot().Sub(before).Total()
+	res.Computations = computations.Load()
+	if len(finish) > 0 {
+		res.Last = maxDuration(finish)
+		res.Median = median(finish)
+	}
+	if end := computeEnd.Load(); end > 0 {
+		res.HandOff = t0.Add(res.Last).Sub(time.Unix(0, end))
+	}
+	waiters, sum := 0, int64(0)
+	for i := range n {
+		r := requests[i].Load()
+		if computed[i].Load() {
+			continue
+		}
+		waiters++
+		sum += r
+		res.MaxRequests = max(res.MaxRequests, r)
+	}
+	res.RequestsPerWaiter = ratio(float64(sum), float64(waiters))
+	res.HotKeyReads = len(reads)
+	res.ReadsPerSec = ratio(float64(len(reads)), res.Last.Seconds())
+	res.PeakReadsPerSec = peakPerSecond(reads)
+	return res, ctx.Err()
+}
+
+func maxDuration(ds []time.Duration) time.Duration {
+	var m time.Duration
+	for _, d := range ds {
+		m = max(m, d)
+	}
+	return m
+}
+
+// countingTransport counts the HTTP requests sent through it.
+type countingTransport struct {
+	next http.RoundTripper
+	n    *atomic.Int64
+}
+
+func (t countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	t.n.Add(1)
+	return t.next.RoundTrip(r)
+}
