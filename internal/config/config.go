@@ -27,6 +27,8 @@ const (
 	EnvS3Endpoint          = contract.EnvS3Endpoint
 	EnvRequestTimeout      = contract.EnvRequestTimeout
 	EnvLogLevel            = contract.EnvLogLevel
+	// EnvOutputExpirationDays caps entries pointing into managed buckets.
+	EnvOutputExpirationDays = contract.EnvOutputExpirationDays
 )
 
 // Config is the service configuration.
@@ -75,10 +77,17 @@ func FromEnv(tableDefault string) (Config, error) {
 	if cfg.LogLevel, err = LogLevel(os.Getenv(EnvLogLevel)); err != nil {
 		return Config{}, err
 	}
+	expirationDays := 0
+	if v := os.Getenv(EnvOutputExpirationDays); v != "" {
+		if expirationDays, err = strconv.Atoi(v); err != nil || expirationDays < 0 || expirationDays > 36500 {
+			return Config{}, fmt.Errorf("%s: want a number of days from 0 to 36500, got %q", EnvOutputExpirationDays, v)
+		}
+	}
 	cfg.Manager = manager.Config{
 		HeartbeatMultiplier: mult,
 		MaxHeartbeat:        time.Duration(maxHB) * time.Second,
 		ManagedBuckets:      splitList(os.Getenv(EnvManagedBuckets)),
+		OutputExpiration:    time.Duration(expirationDays) * 24 * time.Hour,
 	}
 	return cfg, nil
 }

@@ -29,10 +29,17 @@ func TestFromEnv(t *testing.T) {
 		}},
 		{"bad multiplier", map[string]string{EnvTable: "t", EnvHeartbeatMultiplier: "x"}, "", true, nil},
 		{"zero max heartbeat", map[string]string{EnvTable: "t", EnvMaxHeartbeatSeconds: "0"}, "", true, nil},
+		{"output expiration", map[string]string{EnvTable: "t", EnvOutputExpirationDays: "30"}, "", false, func(c Config) bool {
+			return c.Manager.OutputExpiration == 30*24*time.Hour
+		}},
+		{"no output expiration", map[string]string{EnvTable: "t", EnvOutputExpirationDays: "0"}, "", false, func(c Config) bool {
+			return c.Manager.OutputExpiration == 0
+		}},
+		{"bad output expiration", map[string]string{EnvTable: "t", EnvOutputExpirationDays: "-1"}, "", true, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			for _, k := range []string{EnvTable, EnvHeartbeatMultiplier, EnvMaxHeartbeatSeconds, EnvManagedBuckets, EnvDynamoDBEndpoint, EnvS3Endpoint, EnvRequestTimeout, EnvLogLevel} {
+			for _, k := range []string{EnvTable, EnvHeartbeatMultiplier, EnvMaxHeartbeatSeconds, EnvManagedBuckets, EnvDynamoDBEndpoint, EnvS3Endpoint, EnvRequestTimeout, EnvLogLevel, EnvOutputExpirationDays} {
 				t.Setenv(k, tt.env[k])
 			}
 			cfg, err := FromEnv(tt.def)

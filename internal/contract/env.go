@@ -25,12 +25,16 @@ const (
 	// EnvRequestTimeout is the local server's per-request budget (a Go
 	// duration such as 5s); every DynamoDB and S3 call runs within it.
 	EnvRequestTimeout = "STAMPEDE_REQUEST_TIMEOUT"
+	// EnvOutputExpirationDays is how many days the managed buckets keep an
+	// object (their lifecycle rule); entries pointing into them live at
+	// most that long. Empty or 0: no cap.
+	EnvOutputExpirationDays = "STAMPEDE_OUTPUT_EXPIRATION_DAYS"
 )
 
 // FunctionEnv lists the variables a deployed function reads: the stack
 // sets them, and only them.
 func FunctionEnv() []string {
-	return []string{EnvTable, EnvHeartbeatMultiplier, EnvMaxHeartbeatSeconds, EnvManagedBuckets, EnvLogLevel}
+	return []string{EnvTable, EnvHeartbeatMultiplier, EnvMaxHeartbeatSeconds, EnvManagedBuckets, EnvLogLevel, EnvOutputExpirationDays}
 }
 
 // LogLevels are the values EnvLogLevel accepts, lowest first.

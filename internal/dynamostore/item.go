@@ -212,14 +212,6 @@ func metadataValue(md manager.Metadata) types.AttributeValue {
 	return &types.AttributeValueMemberM{Value: m}
 }
 
-func metadataToItem(md manager.Metadata) metadataItem {
-	out := metadataItem{Labels: md.Labels}
-	if s := md.Source; s != nil {
-		out.Source = &sourceItem{Project: s.Project, Domain: s.Domain, Name: s.Name, Version: s.Version}
-	}
-	return out
-}
-
 func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
 
 // ttlSeconds rounds up, so TTL never collects an item before t.

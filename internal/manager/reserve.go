@@ -61,7 +61,7 @@ func (m *Manager) Reserve(ctx context.Context, id ID, req ReserveRequest) (Reser
 	if out.Acquired && !exp.After(m.clock()) {
 		return ReserveResult{}, Errorf(CodeUnavailable, "the reservation was granted too late to be of use (the store answered after the lease ran out); retry")
 	}
-	return ReserveResult{Reservation: out.Reservation, Acquired: out.Acquired, TookOver: out.TookOver}, nil
+	return ReserveResult(out), nil
 }
 
 // effectiveHeartbeat applies the default and the clamp.
