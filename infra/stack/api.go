@@ -169,6 +169,9 @@ func (s *Stampede) newRestAPI(scope constructs.Construct, cfg Config) {
 		DefaultMethodOptions: &apigw.MethodOptions{
 			AuthorizationType: apigw.AuthorizationType_IAM,
 		},
+		// Flyte's cache service sends protobuf: without these a REST API
+		// would mangle its bodies (the HTTP API passes them base64).
+		BinaryMediaTypes: jsii.Strings(FlyteBinaryMediaTypes()...),
 	})
 	s.restAPI = api
 	resources := map[string]apigw.Resource{}

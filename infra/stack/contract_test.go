@@ -52,7 +52,7 @@ func TestContractFunctionsAndRoutes(t *testing.T) {
 		for _, r := range f.Routes {
 			got = append(got, r.Method+" "+r.Path)
 		}
-		for _, r := range facts.Routes {
+		for _, r := range append(facts.Routes, facts.FlyteRoutes...) {
 			if r.Function == f.Name {
 				want = append(want, r.Method+" "+r.Template)
 			}
@@ -70,7 +70,7 @@ func TestContractFunctionsAndRoutes(t *testing.T) {
 	for _, props := range contractTemplate(t).ofType("AWS::ApiGatewayV2::Route") {
 		keys = append(keys, props["RouteKey"].(string))
 	}
-	for _, r := range facts.Routes {
+	for _, r := range append(facts.Routes, facts.FlyteRoutes...) {
 		want = append(want, r.Method+" "+r.Template)
 	}
 	if !slices.Equal(sortedCopy(keys), sortedCopy(want)) {

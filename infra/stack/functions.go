@@ -47,6 +47,10 @@ type Route struct {
 const (
 	CachePath        = "/v1/projects/{project}/domains/{domain}/cache/{key+}"
 	ReservationsPath = "/v1/projects/{project}/domains/{domain}/reservations/{key+}"
+	// FlytePath prefixes the methods of Flyte's cache service
+	// (flyteidl2.cacheservice.v2.CacheService, docs/flyte.md): one POST
+	// route per method, to the function of the matching operation.
+	FlytePath = "/flyteidl2.cacheservice.v2.CacheService/"
 )
 
 // EnvOutputExpirationDays tells the functions after how many days the
@@ -89,7 +93,7 @@ func Functions() []Function {
 			BucketActions: []string{"s3:ListBucket"},
 			// The reservation's inspection (op inspect) is a read of the
 			// same item: GetItem, already granted.
-			Routes: []Route{{"GET", CachePath}, {"GET", ReservationsPath}},
+			Routes: []Route{{"GET", CachePath}, {"GET", ReservationsPath}, {"POST", FlytePath + "Get"}},
 		},
 		{
 			Name:          "put",
@@ -98,7 +102,7 @@ func Functions() []Function {
 			TableActions:  []string{"dynamodb:UpdateItem"},
 			ObjectActions: []string{"s3:GetObject", "s3:DeleteObject"},
 			BucketActions: []string{"s3:ListBucket"},
-			Routes:        []Route{{"PUT", CachePath}},
+			Routes:        []Route{{"PUT", CachePath}, {"POST", FlytePath + "Put"}},
 		},
 		{
 			Name:          "delete",
@@ -106,23 +110,28 @@ func Functions() []Function {
 			Description:   "Stampede: delete a cache entry",
 			TableActions:  []string{"dynamodb:UpdateItem"},
 			ObjectActions: []string{"s3:DeleteObject"},
-			Routes:        []Route{{"DELETE", CachePath}},
+			Routes:        []Route{{"DELETE", CachePath}, {"POST", FlytePath + "Delete"}},
 		},
 		{
 			Name:         "reserve",
 			Operations:   []string{"reserve"},
 			Description:  "Stampede: reserve a key, or extend a held reservation",
 			TableActions: []string{"dynamodb:UpdateItem"},
-			Routes:       []Route{{"POST", ReservationsPath}},
+			Routes:       []Route{{"POST", ReservationsPath}, {"POST", FlytePath + "GetOrExtendReservation"}},
 		},
 		{
 			Name:         "release",
 			Operations:   []string{"release"},
 			Description:  "Stampede: release a held reservation",
 			TableActions: []string{"dynamodb:UpdateItem"},
-			Routes:       []Route{{"DELETE", ReservationsPath}},
+			Routes:       []Route{{"DELETE", ReservationsPath}, {"POST", FlytePath + "ReleaseReservation"}},
 		},
 	}
+}
+
+// FlyteBinaryMediaTypes are the binary content types of Flyte's calls.
+func FlyteBinaryMediaTypes() []string {
+	return []string{"application/proto", "application/grpc-web+proto"}
 }
 
 // FunctionByName returns the entry of Functions named name.

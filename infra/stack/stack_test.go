@@ -27,20 +27,20 @@ func TestResourceCounts(t *testing.T) {
 		"AWS::Logs::MetricFilter":    0,  // the functions emit metrics (EMF)
 		"AWS::CloudWatch::Alarm":     17, // errors, throttles, p99 duration per function; API 5xx and p99 latency
 		"AWS::CloudWatch::Dashboard": 1,
-		"AWS::Lambda::Permission":    6, // one per route: API Gateway may invoke that function only
+		"AWS::Lambda::Permission":    11, // one per route (6 of the HTTP/JSON API, 5 of Flyte's): API Gateway may invoke that function only
 	}
 	httpAPI := map[string]int{
 		"AWS::ApiGatewayV2::Api":         1,
 		"AWS::ApiGatewayV2::Stage":       1,
-		"AWS::ApiGatewayV2::Route":       6,
+		"AWS::ApiGatewayV2::Route":       11,
 		"AWS::ApiGatewayV2::Integration": 5,
 		"AWS::ApiGateway::RestApi":       0,
 	}
 	restAPI := map[string]int{
 		"AWS::ApiGatewayV2::Api":     0,
 		"AWS::ApiGateway::RestApi":   1,
-		"AWS::ApiGateway::Method":    6,
-		"AWS::ApiGateway::Resource":  9, // v1/projects/{project}/domains/{domain}/{cache,reservations}/{key+}
+		"AWS::ApiGateway::Method":    11,
+		"AWS::ApiGateway::Resource":  15, // v1/projects/{project}/domains/{domain}/{cache,reservations}/{key+}; flyteidl2.cacheservice.v2.CacheService/{5 methods}
 		"AWS::ApiGateway::Stage":     1,
 		"AWS::ApiGateway::Account":   0, // no account-wide CloudWatch role
 		"AWS::ApiGateway::ApiKey":    0,
@@ -452,6 +452,12 @@ var routeKeys = map[string]string{
 	"POST " + stack.ReservationsPath:   "reserve",
 	"DELETE " + stack.ReservationsPath: "release",
 	"GET " + stack.ReservationsPath:    "get", // op inspect
+	// Flyte's cache service, one method per function.
+	"POST " + stack.FlytePath + "Get":                    "get",
+	"POST " + stack.FlytePath + "Put":                    "put",
+	"POST " + stack.FlytePath + "Delete":                 "delete",
+	"POST " + stack.FlytePath + "GetOrExtendReservation": "reserve",
+	"POST " + stack.FlytePath + "ReleaseReservation":     "release",
 }
 
 func TestHTTPRoutesRequireIAM(t *testing.T) {
@@ -536,6 +542,11 @@ func TestRESTMethodsRequireIAM(t *testing.T) {
 		t.Errorf("methods:\n got  %v\n want %v", got, want)
 	}
 	tpl := v.template(t)
+	check(t, "binary media types", func() {
+		tpl.HasResourceProperties(jsii.String("AWS::ApiGateway::RestApi"), &map[string]any{
+			"BinaryMediaTypes": stack.FlyteBinaryMediaTypes(),
+		})
+	})
 	check(t, "stage", func() {
 		tpl.HasResourceProperties(jsii.String("AWS::ApiGateway::Stage"), &map[string]any{
 			"StageName":      "staging",
@@ -1055,6 +1066,14 @@ func TestRoutesMatchTheService(t *testing.T) {
 	}
 	if len(want) == 0 {
 		t.Fatal("no routes found in internal/transport/routes.go")
+	}
+	flyteSrc, err := os.ReadFile(filepath.Join("..", "..", "internal", "transport", "flyte.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flyteRe := regexp.MustCompile(`\{http\.MethodPost, flyte\.(\w+)Procedure, Op(\w+)\}`)
+	for _, m := range flyteRe.FindAllStringSubmatch(string(flyteSrc), -1) {
+		want["POST "+stack.FlytePath+m[1]] = strings.ToLower(m[2])
 	}
 	got := map[string]string{}
 	for _, f := range stack.Functions() {

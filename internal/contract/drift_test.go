@@ -364,3 +364,23 @@ func TestTransportMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestFlyteRoutesMatchTheTransport ties the transport's dispatch of Flyte's
+// methods to the contract the stack routes by.
+func TestFlyteRoutesMatchTheTransport(t *testing.T) {
+	var got, want []string
+	for _, r := range transport.FlyteRoutes() {
+		got = append(got, r.Method+" "+r.Template+" "+string(r.Op))
+	}
+	for _, r := range contract.FlyteRoutes() {
+		want = append(want, r.Method+" "+r.Template+" "+r.Op)
+		if contract.FunctionOf(r.Op) != r.Function {
+			t.Errorf("%s: op %s is served by %s, not %s", r.Key(), r.Op, contract.FunctionOf(r.Op), r.Function)
+		}
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("transport's Flyte routes %v, the contract's %v", got, want)
+	}
+}

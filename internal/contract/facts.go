@@ -6,6 +6,8 @@ type Facts struct {
 	ErrorCodes            []ErrorCode `json:"error_codes"`
 	LambdaErrorTypePrefix string      `json:"lambda_error_type_prefix"`
 	Routes                []Route     `json:"routes"`
+	FlyteRoutes           []Route     `json:"flyte_routes"`
+	FlyteBinaryMediaTypes []string    `json:"flyte_binary_media_types"`
 	Functions             []string    `json:"functions"`
 	FunctionEnv           []string    `json:"function_env"`
 	LogLevels             []string    `json:"log_levels"`
@@ -33,6 +35,8 @@ func All() Facts {
 		ErrorCodes:            ErrorCodes(),
 		LambdaErrorTypePrefix: LambdaErrorTypePrefix,
 		Routes:                Routes(),
+		FlyteRoutes:           FlyteRoutes(),
+		FlyteBinaryMediaTypes: FlyteBinaryMediaTypes(),
 		Functions:             Functions(),
 		FunctionEnv:           FunctionEnv(),
 		LogLevels:             LogLevels(),

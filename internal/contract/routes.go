@@ -45,6 +45,28 @@ func Routes() []Route {
 	}
 }
 
+// FlyteService is the path prefix of Flyte's cache service
+// (flyteidl2.cacheservice.v2.CacheService over Connect, gRPC-Web, gRPC).
+const FlyteService = "/flyteidl2.cacheservice.v2.CacheService/"
+
+// FlyteRoutes lists the routes of Flyte's cache service: one POST per
+// method, to the function of the matching operation.
+func FlyteRoutes() []Route {
+	return []Route{
+		{http.MethodPost, FlyteService + "Get", OpGet, FunctionGet},
+		{http.MethodPost, FlyteService + "Put", OpPut, FunctionPut},
+		{http.MethodPost, FlyteService + "Delete", OpDelete, FunctionDelete},
+		{http.MethodPost, FlyteService + "GetOrExtendReservation", OpReserve, FunctionReserve},
+		{http.MethodPost, FlyteService + "ReleaseReservation", OpRelease, FunctionRelease},
+	}
+}
+
+// FlyteBinaryMediaTypes are the binary content types of Flyte's calls: a
+// REST API must list them or it corrupts their bodies.
+func FlyteBinaryMediaTypes() []string {
+	return []string{"application/proto", "application/grpc-web+proto"}
+}
+
 // Ops lists every operation, in the order of Routes.
 func Ops() []string {
 	var ops []string

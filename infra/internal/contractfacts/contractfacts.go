@@ -15,6 +15,15 @@ import (
 	"path/filepath"
 )
 
+// Route is one method on one path template, the operation it invokes and
+// the function serving it.
+type Route struct {
+	Method   string `json:"method"`
+	Template string `json:"template"`
+	Op       string `json:"op"`
+	Function string `json:"function"`
+}
+
 // File is contract.json's path from the repository root.
 const File = "internal/contract/contract.json"
 
@@ -25,17 +34,14 @@ type Facts struct {
 		Status          int    `json:"status"`
 		LambdaErrorType string `json:"lambda_error_type"`
 	} `json:"error_codes"`
-	LambdaErrorTypePrefix string `json:"lambda_error_type_prefix"`
-	Routes                []struct {
-		Method   string `json:"method"`
-		Template string `json:"template"`
-		Op       string `json:"op"`
-		Function string `json:"function"`
-	} `json:"routes"`
-	Functions   []string `json:"functions"`
-	FunctionEnv []string `json:"function_env"`
-	LogLevels   []string `json:"log_levels"`
-	Table       struct {
+	LambdaErrorTypePrefix string   `json:"lambda_error_type_prefix"`
+	Routes                []Route  `json:"routes"`
+	FlyteRoutes           []Route  `json:"flyte_routes"`
+	FlyteBinaryMediaTypes []string `json:"flyte_binary_media_types"`
+	Functions             []string `json:"functions"`
+	FunctionEnv           []string `json:"function_env"`
+	LogLevels             []string `json:"log_levels"`
+	Table                 struct {
 		PartitionKey string `json:"partition_key"`
 		SortKey      string `json:"sort_key"`
 		TTLAttribute string `json:"ttl_attribute"`
