@@ -23,10 +23,10 @@ import (
 func classify(op string, err error) error {
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) {
-		switch apiErr.ErrorCode() {
-		case "ProvisionedThroughputExceededException", "RequestLimitExceeded", "ThrottlingException":
+		switch {
+		case isThrottle(err):
 			return &manager.Error{Code: manager.CodeThrottled, Message: "the table is throttling requests; retry with backoff", Err: err}
-		case "ValidationException":
+		case apiErr.ErrorCode() == "ValidationException":
 			if strings.Contains(apiErr.ErrorMessage(), "size has exceeded") {
 				return &manager.Error{Code: manager.CodePayloadTooLarge, Message: "body: the entry exceeds DynamoDB's 400 KB item size limit", Err: err}
 			}
@@ -36,6 +36,27 @@ func classify(op string, err error) error {
 		return unavailable(err)
 	}
 	return &opError{op: op, err: err}
+}
+
+// isThrottle reports whether DynamoDB refused the request for its rate:
+// nothing happened.
+func isThrottle(err error) bool {
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	switch apiErr.ErrorCode() {
+	case "ProvisionedThroughputExceededException", "RequestLimitExceeded", "ThrottlingException":
+		return true
+	}
+	return false
+}
+
+// isNotSent reports whether the request never reached the service (the
+// connection could not be made): nothing happened.
+func isNotSent(err error) bool {
+	var opErr *net.OpError
+	return errors.As(err, &opErr) && opErr.Op == "dial"
 }
 
 // Unreachable reports whether err means the service could not be reached

@@ -57,15 +57,21 @@ func (s *Store) getItem(ctx context.Context, id manager.ID, consistent bool, p p
 	if err != nil {
 		return nil, err
 	}
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+	in := &dynamodb.GetItemInput{
 		TableName:                &s.table,
 		Key:                      s.itemKey(id),
 		ConsistentRead:           aws.Bool(consistent),
 		ProjectionExpression:     t.projection,
 		ExpressionAttributeNames: t.names,
-	})
+	}
+	var out *dynamodb.GetItemOutput
+	err = s.attempts(ctx, "GetItem", func(ctx context.Context) error {
+		var e error
+		out, e = s.db.GetItem(ctx, in, oneAttempt)
+		return e
+	}, func(bool) {})
 	if err != nil {
-		return nil, classify("GetItem", err)
+		return nil, err
 	}
 	return decode(out.Item)
 }

@@ -83,6 +83,10 @@ func (r *recentWrites) slots() [manager.RecentWrites]regSlot {
 	}
 }
 
+// registerFull reports whether every slot holds a write: a write recorded
+// before them may have been pushed out.
+func (r *recentWrites) registerFull() bool { return r.W3T != nil }
+
 // find returns what the register recorded for token, or nil.
 func (r *recentWrites) find(token manager.Token) *manager.PriorWrite {
 	if token == "" {

@@ -37,6 +37,8 @@ type template struct {
 	constants map[string]types.AttributeValue
 	slots     map[string]string
 	nameSlots map[string]string
+	// tokenSlot is the placeholder of the write's token, if it has one.
+	tokenSlot string
 }
 
 // compile builds b once and records where its slots went.
@@ -57,6 +59,9 @@ func compile(b expression.Builder) (*template, error) {
 	for ph, v := range expr.Values() {
 		if s, ok := v.(*types.AttributeValueMemberS); ok && strings.HasPrefix(s.Value, slotMark) {
 			t.slots[ph] = strings.TrimPrefix(s.Value, slotMark)
+			if t.slots[ph] == "token" {
+				t.tokenSlot = ph
+			}
 			continue
 		}
 		t.constants[ph] = v
@@ -74,6 +79,35 @@ type bound struct {
 	*template
 	names  map[string]string
 	values map[string]types.AttributeValue
+}
+
+// token is the write's token, "" for none.
+func (b bound) token() string {
+	if v, ok := b.values[b.tokenSlot].(*types.AttributeValueMemberS); ok && b.tokenSlot != "" {
+		return v.Value
+	}
+	return ""
+}
+
+// guarded is b for a retry after an attempt that may have landed: it
+// applies only while the item's register has room, that is while a landed
+// first attempt could not have been pushed out of it (so a token not found
+// means the first attempt did not land).
+func (b bound) guarded() bound {
+	g := b
+	cond := "(" + *b.condition + ") AND NOT attribute_type(#guardSlot, :guardType)"
+	g.template = &template{update: b.update, condition: &cond, projection: b.projection, tokenSlot: b.tokenSlot}
+	g.names = make(map[string]string, len(b.names)+1)
+	for k, v := range b.names {
+		g.names[k] = v
+	}
+	g.names["#guardSlot"] = slotAttr(3, 't')
+	g.values = make(map[string]types.AttributeValue, len(b.values)+1)
+	for k, v := range b.values {
+		g.values[k] = v
+	}
+	g.values[":guardType"] = str("S")
+	return g
 }
 
 // bind fills the template's slots from vals (and names from names): every

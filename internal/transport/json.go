@@ -224,7 +224,9 @@ func jsonError(err error) error {
 		switch {
 		case errors.Is(syntaxErr.Err, jsontext.ErrDuplicateName):
 			return manager.Errorf(manager.CodeInvalidArgument, "%s: given more than once", field)
-		case strings.Contains(syntaxErr.Error(), "invalid UTF-8"):
+		case strings.Contains(syntaxErr.Error(), "invalid UTF-8"), strings.Contains(syntaxErr.Error(), "surrogate"):
+			// A lone surrogate escape (\ud800) encodes no character: it is
+			// not valid UTF-8 once decoded.
 			return manager.Errorf(manager.CodeInvalidArgument, "%s: not valid UTF-8", field)
 		case errors.Is(syntaxErr.Err, io.ErrUnexpectedEOF):
 			return manager.Errorf(manager.CodeInvalidArgument, "body: truncated JSON")

@@ -72,7 +72,8 @@ func rewritePlainError(p []byte) ([]byte, bool) {
 	status, body := responseBody(failure(e))
 	var b bytes.Buffer
 	b.WriteString(proto + strconv.Itoa(status) + " " + http.StatusText(status) + "\r\n")
-	b.WriteString("Content-Type: application/json\r\nConnection: close\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n")
+	b.WriteString("Content-Type: application/json\r\n" + RequestIDHeader + ": " + newRequestID() + "\r\n")
+	b.WriteString("Connection: close\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n")
 	b.Write(body)
 	return b.Bytes(), true
 }
