@@ -70,26 +70,7 @@ func docFiles(t *testing.T, root string) []string {
 // each is skipped with its reason (and reported to the file's owner).
 // Remove an entry once its block is fixed or marked with a directive.
 func pendingExamples() map[string]string {
-	const (
-		aws    = "(infra) needs an AWS account or the CDK toolchain: mark it <!-- example: skip: … -->"
-		cdk    = "(infra) a CDK fragment of the infra module, which the root module cannot build: compile it in infra's tests and mark it <!-- example: skip: … --> here"
-		client = "(client) declare what the fragment assumes in an <!-- example: setup: … --> comment: "
-	)
-	return map[string]string{
-		`docs/client.md: c, err := client.New("http://127.0.0.1:8080") // make run`:                                              client + "`if err != nil { … }` is not Go (write return err); train, a func(context.Context) (string, error), is undeclared",
-		"docs/client.md: e, err := c.Get(ctx, scope, key, nil)                               // *Entry":                          client + "c, scope, key, lastSeen, md, u and id are undeclared",
-		"docs/client.md: _, err := c.Put(ctx, scope, key, client.PutRequest{OutputURI: uri})":                                    client + "c, scope, key, uri and use are undeclared",
-		"docs/client.md: func (c *Client) GetOrCompute(ctx context.Context, scope Scope, key string,":                            "(client) a signature without a body is not Go: make the block ```text",
-		"docs/deploy.md: make deploy ENV=dev":                                                                                    aws,
-		"docs/deploy.md: make build                  # functions → build/<name>/bootstrap (linux/arm64)":                         aws,
-		`docs/deploy.md: API=$(jq -r '.["Stampede-dev"].ApiUrl' infra/cdk.out/Stampede-dev.outputs.json)   # ends in /`:          aws,
-		`docs/deploy.md: awscurl --service execute-api --region eu-west-1 "${API}v1/projects/ml/domains/dev/cache/train/abc123"`: aws,
-		`docs/deploy.md: aws lambda invoke --function-name stampede-dev-get --cli-binary-format raw-in-base64-out \`:             aws,
-		"docs/deploy.md: go get github.com/stampede-cache/stampede/infra@latest":                                                 aws,
-		"docs/deploy.md: cfg, err := stack.ConfigFromContext(app.Node()) // defaults; or build a stack.Config yourself":          cdk,
-		"docs/step-functions.md: import (":                            cdk,
-		`docs/step-functions.md: aws stepfunctions start-execution \`: aws,
-	}
+	return map[string]string{}
 }
 
 // docBlock is one fenced block of a Markdown file.
