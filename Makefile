@@ -6,8 +6,10 @@ GO            ?= go
 DDB_LOCAL_DIR  = $(shell scripts/dynamodb-local.sh)
 # Runs a command with one DynamoDB Local shared by every test package
 # ($STAMPEDE_TEST_DYNAMODB_ENDPOINT); start-up budget
-# STAMPEDE_DYNAMODB_LOCAL_START_TIMEOUT (default 180s).
+# STAMPEDE_DYNAMODB_LOCAL_START_TIMEOUT (default 180s). Instances that the
+# programs under test start themselves (stampede serve) start fast too.
 WITH_DDB       = STAMPEDE_DYNAMODB_LOCAL_DIR="$(DDB_LOCAL_DIR)" $(GO) run ./internal/dynamolocal/cmd/withdynamodb --
+TEST_ENV       = STAMPEDE_DYNAMODB_LOCAL_FAST_START=1
 STATICCHECK   := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.7.0
 
 .PHONY: help
@@ -27,7 +29,7 @@ test: dynamodb-local test-go test-infra ## Run every test (race detector on).
 
 .PHONY: test-go
 test-go: dynamodb-local ## The root module's tests (race detector on), all packages on one DynamoDB Local.
-	$(WITH_DDB) $(GO) test -race -count=1 ./...
+	$(TEST_ENV) $(WITH_DDB) $(GO) test -race -count=1 ./...
 
 .PHONY: bench
 bench: dynamodb-local ## Benchmarks of each operation against DynamoDB Local.

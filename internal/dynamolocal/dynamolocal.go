@@ -41,6 +41,9 @@ const (
 	// StartTimeoutEnv overrides DefaultStartTimeout (a Go duration, e.g.
 	// 300s).
 	StartTimeoutEnv = "STAMPEDE_DYNAMODB_LOCAL_START_TIMEOUT"
+	// FastStartEnv, set to 1, makes every start a FastStart: `make test`
+	// sets it, for the instances that programs under test start too.
+	FastStartEnv = "STAMPEDE_DYNAMODB_LOCAL_FAST_START"
 )
 
 // DefaultStartTimeout bounds a start: generous, because a JVM starting on a
@@ -67,6 +70,7 @@ type Options struct {
 	// FastStart trades peak throughput for a start two to four times
 	// quicker on a busy machine (the JVM's quick compiler only, and its
 	// serial collector): for short-lived instances such as the tests'.
+	// $STAMPEDE_DYNAMODB_LOCAL_FAST_START=1 turns it on too.
 	FastStart bool
 }
 
@@ -168,18 +172,6 @@ func startPicking(ctx context.Context, opts Options, pick func() (int, error)) (
 
 // start launches DynamoDB Local on port and waits until it is ready.
 func start(ctx context.Context, opts Options, port int) (*Instance, error) {
-	var args []string
-	if opts.FastStart {
-		args = append(args, "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
-	}
-	args = append(args,
-		"-Djava.library.path="+filepath.Join(opts.Dir, "DynamoDBLocal_lib"),
-		"-Xms64m",
-		"-jar", filepath.Join(opts.Dir, "DynamoDBLocal.jar"),
-		"-port", strconv.Itoa(port),
-		// One database whatever the credentials and region of the caller.
-		"-sharedDb",
-	)
 	if opts.DataDir != "" {
 		if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {
 			return nil, fmt.Errorf("create data dir: %w", err)
@@ -188,10 +180,9 @@ func start(ctx context.Context, opts Options, port int) (*Instance, error) {
 		if err != nil {
 			return nil, err
 		}
-		args = append(args, "-dbPath", abs)
-	} else {
-		args = append(args, "-inMemory")
+		opts.DataDir = abs
 	}
+	args := javaArgs(opts, port)
 	output := &tail{max: 16 << 10}
 	var out io.Writer = output
 	if opts.Log != nil {
@@ -222,6 +213,26 @@ func start(ctx context.Context, opts Options, port int) (*Instance, error) {
 		return nil, err
 	}
 	return inst, nil
+}
+
+// javaArgs is DynamoDB Local's command line (DataDir absolute).
+func javaArgs(opts Options, port int) []string {
+	var args []string
+	if opts.FastStart || os.Getenv(FastStartEnv) == "1" {
+		args = append(args, "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
+	}
+	args = append(args,
+		"-Djava.library.path="+filepath.Join(opts.Dir, "DynamoDBLocal_lib"),
+		"-Xms64m",
+		"-jar", filepath.Join(opts.Dir, "DynamoDBLocal.jar"),
+		"-port", strconv.Itoa(port),
+		// One database whatever the credentials and region of the caller.
+		"-sharedDb",
+	)
+	if opts.DataDir != "" {
+		return append(args, "-dbPath", opts.DataDir)
+	}
+	return append(args, "-inMemory")
 }
 
 // waitReady polls until the endpoint answers HTTP and this instance's

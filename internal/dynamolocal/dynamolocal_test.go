@@ -170,3 +170,33 @@ func TestListens(t *testing.T) {
 		t.Errorf("listens(self, %d) = true for a connection's port", local)
 	}
 }
+
+func TestJavaArgs(t *testing.T) {
+	fast := []string{"-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"}
+	for _, tt := range []struct {
+		name     string
+		opts     Options
+		env      string
+		wantFast bool
+		tail     []string
+	}{
+		{"in memory", Options{Dir: "/d"}, "", false, []string{"-inMemory"}},
+		{"on disk", Options{Dir: "/d", DataDir: "/data"}, "", false, []string{"-dbPath", "/data"}},
+		{"fast start", Options{Dir: "/d", FastStart: true}, "", true, []string{"-inMemory"}},
+		{"fast start from the environment", Options{Dir: "/d", DataDir: "/data"}, "1", true, []string{"-dbPath", "/data"}},
+		{"environment not 1", Options{Dir: "/d"}, "yes", false, []string{"-inMemory"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(FastStartEnv, tt.env)
+			args := javaArgs(tt.opts, 12345)
+			joined := strings.Join(args, " ")
+			if got := strings.HasPrefix(joined, strings.Join(fast, " ")); got != tt.wantFast {
+				t.Errorf("fast start %v, want %v: %s", got, tt.wantFast, joined)
+			}
+			if !strings.HasSuffix(joined, strings.Join(tt.tail, " ")) ||
+				!strings.Contains(joined, "-jar /d/DynamoDBLocal.jar -port 12345 -sharedDb") {
+				t.Errorf("args %s", joined)
+			}
+		})
+	}
+}
