@@ -27,16 +27,14 @@ func TestLateSDKRetryLandsOnce(t *testing.T) {
 		if r.Header.Get(opTagHeader) != tag {
 			return faultproxy.Fault{}
 		}
-		switch attempts.Add(1) {
-		case 1:
+		if attempts.Add(1) == 1 {
 			// Applied, then answered 500: the SDK retries.
 			return faultproxy.DynamoDBError(http.StatusInternalServerError, "InternalServerError", "Internal server error", true)
-		case 2:
-			// The retry waits here until the other writes are done.
-			select {
-			case <-release:
-			case <-time.After(15 * time.Second):
-			}
+		}
+		// Retries wait here until the other writes are done.
+		select {
+		case <-release:
+		case <-time.After(15 * time.Second):
 		}
 		return faultproxy.Fault{}
 	}})

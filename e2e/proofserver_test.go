@@ -19,12 +19,13 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
+	"github.com/stampede-cache/stampede/internal/awsclient"
 	"github.com/stampede-cache/stampede/internal/dynamostore"
 	"github.com/stampede-cache/stampede/internal/faultproxy"
 	"github.com/stampede-cache/stampede/internal/manager"
@@ -87,30 +88,24 @@ func newProofServer(t *testing.T, opts proofOptions) *proofServer {
 	t.Helper()
 	direct, _ := testenv.Client(t)
 	table := testenv.Table(t, direct)
-	storeClient := direct
+	endpoint := testenv.Endpoint(t)
 	var proxy *faultproxy.Proxy
+	var tag []func(*dynamostore.ClientOptions)
 	if opts.proxy {
 		var err error
 		var popts faultproxy.Options
 		if l := opts.landings; l != nil {
 			popts.OnForward, popts.OnServed = l.forwarded, l.served
 		}
-		proxy, err = faultproxy.Start(testenv.Endpoint(t), popts)
+		proxy, err = faultproxy.Start(endpoint, popts)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = proxy.Close() })
-		storeClient, _ = testenv.Client(t, func(o *dynamodb.Options) {
-			o.BaseEndpoint = aws.String(proxy.URL())
-			o.APIOptions = append(o.APIOptions, tagDynamoDBRequests)
-			// As docs/reliability.md describes the service's client: three
-			// attempts, backoff at most a second.
-			o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
-				so.MaxAttempts = 3
-				so.MaxBackoff = time.Second
-			})
-		})
+		endpoint = proxy.URL()
+		tag = append(tag, func(o *dynamostore.ClientOptions) { o.APIOptions = append(o.APIOptions, tagDynamoDBRequests) })
 	}
+	storeClient := dynamostore.NewClient(serviceConfig(opts.proxy), endpoint, tag...)
 	mgr, err := manager.New(dynamostore.New(storeClient, table), manager.Config{
 		MaxHeartbeat:        proofHeartbeat,
 		HeartbeatMultiplier: proofMultiplier,
@@ -140,6 +135,19 @@ func newProofServer(t *testing.T, opts proofOptions) *proofServer {
 		proxy:     proxy,
 		internals: internals,
 		leases:    leases,
+	}
+}
+
+// serviceConfig is the AWS configuration the service runs with
+// (awsclient): its HTTP client, with AWS's response-header timeout when the
+// store's traffic goes through the fault proxy (it stands for AWS), and its
+// bounded retryer; test credentials.
+func serviceConfig(remote bool) aws.Config {
+	return aws.Config{
+		Region:      awsclient.LocalRegion,
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
+		HTTPClient:  awsclient.HTTPClient(!remote),
+		Retryer:     awsclient.NewRetryer,
 	}
 }
 
