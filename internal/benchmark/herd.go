@@ -46,7 +46,8 @@ type HerdResult struct {
 	// the callers that did not compute; MaxRequests the most any sent.
 	RequestsPerWaiter float64 `json:"requests_per_waiter"`
 	MaxRequests       int64   `json:"max_requests"`
-	// HotKeyReads counts the GetItem requests on the key; ReadsPerSec is
+	// HotKeyReads counts the server's GetItem requests during the herd,
+	// all on its key (nothing else runs then); ReadsPerSec is
 	// their mean rate over Last and PeakReadsPerSec the most in one second.
 	HotKeyReads     int     `json:"hot_key_reads"`
 	ReadsPerSec     float64 `json:"reads_per_sec"`
@@ -115,7 +116,7 @@ func (b *bench) herd(ctx context.Context, n int, compute, timeout time.Duration)
 	runCtx, cancel := context.WithTimeout(ctx, compute+timeout)
 	defer cancel()
 	before := b.svc.serverDB.Snapshot()
-	b.svc.serverDB.Watch(key)
+	b.svc.serverDB.RecordReads()
 	for i := range n {
 		wg.Add(1)
 		go func() {
@@ -149,7 +150,7 @@ func (b *bench) herd(ctx context.Context, n int, compute, timeout time.Duration)
 	t0 := time.Now()
 	close(start)
 	wg.Wait()
-	reads := b.svc.serverDB.WatchedReads()
+	reads := b.svc.serverDB.RecordedReads()
 	res.DynamoDBRequests = b.svc.serverDB.Snapshot().Sub(before).Total()
 	res.Computations = computations.Load()
 	if len(finish) > 0 {
