@@ -38,7 +38,7 @@ func TestRunSmoke(t *testing.T) {
 	defer cancel()
 	rep, err := Run(ctx, Options{
 		ServerPath:       &ServerPathOptions{Concurrency: []int{1, 2}, OpsSerial: 4, OpsParallel: 4, Rounds: 2, Warmup: 2},
-		Herd:             &HerdOptions{Sizes: []int{2}, Computations: []time.Duration{50 * time.Millisecond}, Timeout: 2 * time.Minute},
+		Herd:             &HerdOptions{Sizes: []int{2}, Computations: []time.Duration{50 * time.Millisecond}, Timeout: 2 * time.Minute, LongPolling: true},
 		Rate:             &RateOptions{Rates: []int{20}, Duration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond, HotKeys: 2, WriteEvery: 100 * time.Millisecond, MaxInFlight: 16},
 		Logf:             t.Logf,
 		DynamoDBEndpoint: os.Getenv(dynamolocal.EndpointEnv),
@@ -69,7 +69,7 @@ func TestRunSmoke(t *testing.T) {
 	if len(sp.Hop) != 2 {
 		t.Errorf("want the hop measured at both concurrencies, got %+v", sp.Hop)
 	}
-	if len(rep.Herds) != 1 || rep.Herds[0].Errors != 0 || rep.Herds[0].Computations < 1 || rep.Herds[0].HotKeyReads == 0 {
+	if len(rep.Herds) != 2 || rep.Herds[0].Errors+rep.Herds[1].Errors != 0 || rep.Herds[0].Computations < 1 || !rep.Herds[1].LongPolling {
 		t.Errorf("herd: %+v", rep.Herds)
 	}
 	if len(rep.Rates) != 1 || rep.Rates[0].Scheduled == 0 || rep.Rates[0].Latencies.Count == 0 {
