@@ -52,6 +52,7 @@ type flags struct {
 	herdComp   string
 	herdLong   time.Duration
 	herdLongN  int
+	longPoll   bool
 	rates      string
 	rateDur    time.Duration
 	rateWarmup time.Duration
@@ -88,6 +89,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.herdComp, "herd-compute", joinDurations(def.Herd.Computations), "herd: computation lengths")
 	fs.DurationVar(&f.herdLong, "herd-long", def.Herd.Extra[0].Compute, "herd: one more herd with this long a computation (0: none)")
 	fs.IntVar(&f.herdLongN, "herd-long-n", def.Herd.Extra[0].N, "herd: its number of callers")
+	fs.BoolVar(&f.longPoll, "herd-long-polling", def.Herd.LongPolling, "herd: run each herd again with the client's WithLongPolling")
 	fs.StringVar(&f.rates, "rates", joinInts(def.Rate.Rates), "rate: target gets per second")
 	fs.DurationVar(&f.rateDur, "rate-duration", def.Rate.Duration, "rate: measured window per rate")
 	fs.DurationVar(&f.rateWarmup, "rate-warmup", def.Rate.Warmup, "rate: warm-up per rate")
@@ -152,7 +154,7 @@ func options(f flags, def benchmark.Options) (benchmark.Options, error) {
 				return opts, fmt.Errorf("-herd-compute: %w", err)
 			}
 			h := *def.Herd
-			h.Sizes, h.Computations, h.Extra = sizes, comps, nil
+			h.Sizes, h.Computations, h.Extra, h.LongPolling = sizes, comps, nil, f.longPoll
 			if f.herdLong > 0 {
 				h.Extra = []benchmark.HerdCell{{N: f.herdLongN, Compute: f.herdLong}}
 			}

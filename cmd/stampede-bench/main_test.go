@@ -54,7 +54,7 @@ func TestOptions(t *testing.T) {
 func TestOptionsCarryTheSizes(t *testing.T) {
 	f := flags{
 		sections: "server,herd,rate,lambda", clients: "1,4", ops: 10, ops16: 20, rounds: 3, operations: "get hit, put new",
-		herdSizes: "3", herdComp: "100ms", herdLong: 2 * time.Second, herdLongN: 7,
+		herdSizes: "3", herdComp: "100ms", herdLong: 2 * time.Second, herdLongN: 7, longPoll: true,
 		rates: "50", rateDur: 2 * time.Second, rateWarmup: 500 * time.Millisecond, inFlight: 8, lambdaRuns: 2, functions: "./functions/get",
 	}
 	opts, err := options(f, benchmark.Defaults("/repo"))
@@ -68,7 +68,7 @@ func TestOptionsCarryTheSizes(t *testing.T) {
 	}
 	h := opts.Herd
 	if !slices.Equal(h.Sizes, []int{3}) || !slices.Equal(h.Computations, []time.Duration{100 * time.Millisecond}) ||
-		len(h.Extra) != 1 || h.Extra[0] != (benchmark.HerdCell{N: 7, Compute: 2 * time.Second}) {
+		len(h.Extra) != 1 || h.Extra[0] != (benchmark.HerdCell{N: 7, Compute: 2 * time.Second}) || !h.LongPolling {
 		t.Errorf("herd: %+v", h)
 	}
 	r := opts.Rate

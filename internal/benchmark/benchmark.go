@@ -38,6 +38,7 @@ func Defaults(repoDir string) Options {
 			Sizes:        []int{10, 50, 200},
 			Computations: []time.Duration{500 * time.Millisecond, 5 * time.Second},
 			Extra:        []HerdCell{{N: 200, Compute: time.Minute}},
+			LongPolling:  true,
 			Timeout:      90 * time.Second,
 		},
 		Rate: &RateOptions{

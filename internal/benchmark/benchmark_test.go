@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stampede-cache/stampede/internal/dynamolocal"
 )
 
 // repoRoot is the module root, two levels up from this package.
@@ -23,10 +25,11 @@ func repoRoot(t *testing.T) string {
 	return dir
 }
 
-// TestRunSmoke runs the service sections end to end at tiny sizes, with
-// the DynamoDB Local the harness starts itself, and writes the document
-// and charts, so the command cannot rot. It checks that every figure the
-// document needs was produced, not what the figures are.
+// TestRunSmoke runs the service sections end to end at tiny sizes and
+// writes the document and charts, so the command cannot rot. It checks
+// that every figure the document needs was produced, not what the figures
+// are. Under `make test` it uses the shared DynamoDB Local; alone, it
+// starts its own as the command does.
 func TestRunSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts DynamoDB Local: skipped with -short")
@@ -34,10 +37,11 @@ func TestRunSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	rep, err := Run(ctx, Options{
-		ServerPath: &ServerPathOptions{Concurrency: []int{1, 2}, OpsSerial: 4, OpsParallel: 4, Rounds: 2, Warmup: 2},
-		Herd:       &HerdOptions{Sizes: []int{2}, Computations: []time.Duration{50 * time.Millisecond}, Timeout: 2 * time.Minute},
-		Rate:       &RateOptions{Rates: []int{20}, Duration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond, HotKeys: 2, WriteEvery: 100 * time.Millisecond, MaxInFlight: 16},
-		Logf:       t.Logf,
+		ServerPath:       &ServerPathOptions{Concurrency: []int{1, 2}, OpsSerial: 4, OpsParallel: 4, Rounds: 2, Warmup: 2},
+		Herd:             &HerdOptions{Sizes: []int{2}, Computations: []time.Duration{50 * time.Millisecond}, Timeout: 2 * time.Minute, LongPolling: true},
+		Rate:             &RateOptions{Rates: []int{20}, Duration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond, HotKeys: 2, WriteEvery: 100 * time.Millisecond, MaxInFlight: 16},
+		Logf:             t.Logf,
+		DynamoDBEndpoint: os.Getenv(dynamolocal.EndpointEnv),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +69,7 @@ func TestRunSmoke(t *testing.T) {
 	if len(sp.Hop) != 2 {
 		t.Errorf("want the hop measured at both concurrencies, got %+v", sp.Hop)
 	}
-	if len(rep.Herds) != 1 || rep.Herds[0].Errors != 0 || rep.Herds[0].Computations < 1 || rep.Herds[0].HotKeyReads == 0 {
+	if len(rep.Herds) != 2 || rep.Herds[0].Errors+rep.Herds[1].Errors != 0 || rep.Herds[0].Computations < 1 || !rep.Herds[1].LongPolling {
 		t.Errorf("herd: %+v", rep.Herds)
 	}
 	if len(rep.Rates) != 1 || rep.Rates[0].Scheduled == 0 || rep.Rates[0].Latencies.Count == 0 {
@@ -76,7 +80,7 @@ func TestRunSmoke(t *testing.T) {
 }
 
 // TestLambdaInitSmoke builds one function and the two floors and starts
-// each against the local Runtime API endpoint.
+// each under the Lambda Runtime API harness.
 func TestLambdaInitSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds Lambda binaries: skipped with -short")

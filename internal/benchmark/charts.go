@@ -117,18 +117,24 @@ func herdChart(r, before *Report) (*plot.Plot, error) {
 	p.X.Tick.Marker = plot.ConstantTicks(herdTicks(r.Herds))
 	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	i := 0
-	for _, d := range computations(r.Herds) {
-		if err := addLine(p, fmt.Sprintf("computation %s", secs(d)), herdXYs(r.Herds, d), i, false); err != nil {
-			return nil, err
-		}
-		if before != nil {
-			if xys := herdXYs(before.Herds, d); len(xys) > 0 {
-				if err := addLine(p, fmt.Sprintf("before, computation %s", secs(d)), xys, i, true); err != nil {
-					return nil, err
+	for _, long := range []bool{false, true} {
+		for _, d := range computations(r.Herds) {
+			xys := herdXYs(r.Herds, d, long)
+			if len(xys) == 0 {
+				continue
+			}
+			if err := addLine(p, fmt.Sprintf("%s, computation %s", clientMode(long), secs(d)), xys, i, false); err != nil {
+				return nil, err
+			}
+			if before != nil {
+				if bx := herdXYs(before.Herds, d, long); len(bx) > 0 {
+					if err := addLine(p, fmt.Sprintf("before: %s, computation %s", clientMode(long), secs(d)), bx, i, true); err != nil {
+						return nil, err
+					}
 				}
 			}
+			i++
 		}
-		i++
 	}
 	decades(&p.Y)
 	p.Legend.Top = true
@@ -213,10 +219,10 @@ func fade(c color.Color) color.Color {
 	return color.NRGBA{R: uint8(r >> 8), G: uint8(g >> 8), B: uint8(b >> 8), A: 110}
 }
 
-func herdXYs(hs []HerdResult, d time.Duration) plotter.XYs {
+func herdXYs(hs []HerdResult, d time.Duration, longPolling bool) plotter.XYs {
 	var xys plotter.XYs
 	for _, h := range hs {
-		if h.Compute == d && h.Errors == 0 {
+		if h.Compute == d && h.LongPolling == longPolling && h.Errors == 0 {
 			xys = append(xys, plotter.XY{X: float64(h.N), Y: positive(h.HandOff.Seconds())})
 		}
 	}

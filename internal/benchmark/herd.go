@@ -19,6 +19,9 @@ type HerdOptions struct {
 	Computations []time.Duration
 	// Extra lists further herds, e.g. one long computation at one size.
 	Extra []HerdCell
+	// LongPolling runs every herd a second time with the client's
+	// WithLongPolling option (the server's wait_ms) beside its defaults.
+	LongPolling bool
 	// Timeout bounds each caller beyond the computation.
 	Timeout time.Duration
 }
@@ -32,8 +35,10 @@ type HerdCell struct {
 // HerdResult is one herd: N callers of client.GetOrCompute on one fresh
 // key, all started at once, the computation taking Compute.
 type HerdResult struct {
-	N       int           `json:"n"`
-	Compute time.Duration `json:"compute_ns"`
+	// LongPolling is true for callers with client.WithLongPolling.
+	LongPolling bool          `json:"long_polling,omitempty"`
+	N           int           `json:"n"`
+	Compute     time.Duration `json:"compute_ns"`
 	// Last is from the start to the last caller's result; Median to the
 	// median caller's.
 	Last   time.Duration `json:"last_ns"`
@@ -46,7 +51,8 @@ type HerdResult struct {
 	// the callers that did not compute; MaxRequests the most any sent.
 	RequestsPerWaiter float64 `json:"requests_per_waiter"`
 	MaxRequests       int64   `json:"max_requests"`
-	// HotKeyReads counts the GetItem requests on the key; ReadsPerSec is
+	// HotKeyReads counts the server's GetItem requests during the herd,
+	// all on its key (nothing else runs then); ReadsPerSec is
 	// their mean rate over Last and PeakReadsPerSec the most in one second.
 	HotKeyReads     int     `json:"hot_key_reads"`
 	ReadsPerSec     float64 `json:"reads_per_sec"`
@@ -65,20 +71,31 @@ func (b *bench) runHerds(ctx context.Context, o HerdOptions) ([]HerdResult, erro
 			cells = append(cells, HerdCell{n, d})
 		}
 	}
+	// An untimed small herd first: the first requests of a fresh DynamoDB
+	// Local are slow, and the first herd would pay for them.
+	if _, err := b.herd(ctx, 4, 50*time.Millisecond, o.Timeout, false); err != nil {
+		return nil, fmt.Errorf("warm-up: %w", err)
+	}
+	modes := []bool{false}
+	if o.LongPolling {
+		modes = append(modes, true)
+	}
 	var out []HerdResult
-	for _, c := range append(cells, o.Extra...) {
-		b.logf("herd: N=%d, computation %s", c.N, c.Compute)
-		r, err := b.herd(ctx, c.N, c.Compute, o.Timeout)
-		if err != nil {
-			return out, err
+	for _, long := range modes {
+		for _, c := range append(cells, o.Extra...) {
+			b.logf("herd: N=%d, computation %s, client %s", c.N, c.Compute, clientMode(long))
+			r, err := b.herd(ctx, c.N, c.Compute, o.Timeout, long)
+			if err != nil {
+				return out, err
+			}
+			out = append(out, r)
 		}
-		out = append(out, r)
 	}
 	return out, nil
 }
 
-func (b *bench) herd(ctx context.Context, n int, compute, timeout time.Duration) (HerdResult, error) {
-	res := HerdResult{N: n, Compute: compute}
+func (b *bench) herd(ctx context.Context, n int, compute, timeout time.Duration, longPolling bool) (HerdResult, error) {
+	res := HerdResult{N: n, Compute: compute, LongPolling: longPolling}
 	b.run++
 	key := fmt.Sprintf("herd-%d-%d-%d", n, compute.Milliseconds(), b.run)
 	// One connection pool, as callers in one process share; each caller
@@ -95,7 +112,11 @@ func (b *bench) herd(ctx context.Context, n int, compute, timeout time.Duration)
 			Transport:     countingTransport{next: shared, n: &requests[i]},
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
-		c, err := client.New(b.svc.URL, client.WithHTTPClient(hc), client.WithoutSigV4())
+		opts := []client.Option{client.WithHTTPClient(hc), client.WithoutSigV4()}
+		if longPolling {
+			opts = append(opts, client.WithLongPolling())
+		}
+		c, err := client.New(b.svc.URL, opts...)
 		if err != nil {
 			return res, err
 		}
@@ -115,7 +136,7 @@ func (b *bench) herd(ctx context.Context, n int, compute, timeout time.Duration)
 	runCtx, cancel := context.WithTimeout(ctx, compute+timeout)
 	defer cancel()
 	before := b.svc.serverDB.Snapshot()
-	b.svc.serverDB.Watch(key)
+	b.svc.serverDB.RecordReads()
 	for i := range n {
 		wg.Add(1)
 		go func() {
@@ -149,7 +170,7 @@ func (b *bench) herd(ctx context.Context, n int, compute, timeout time.Duration)
 	t0 := time.Now()
 	close(start)
 	wg.Wait()
-	reads := b.svc.serverDB.WatchedReads()
+	reads := b.svc.serverDB.RecordedReads()
 	res.DynamoDBRequests = b.svc.serverDB.Snapshot().Sub(before).Total()
 	res.Computations = computations.Load()
 	if len(finish) > 0 {
@@ -193,4 +214,12 @@ type countingTransport struct {
 func (t countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	t.n.Add(1)
 	return t.next.RoundTrip(r)
+}
+
+// clientMode names the waiters' configuration.
+func clientMode(longPolling bool) string {
+	if longPolling {
+		return "long polling"
+	}
+	return "defaults"
 }

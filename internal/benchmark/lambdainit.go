@@ -1,7 +1,6 @@
 package benchmark
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -21,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/stampede-cache/stampede/internal/lambdaharness"
 )
 
 // LambdaOptions size section 4.
@@ -38,10 +39,12 @@ type LambdaOptions struct {
 	SystemRoots bool
 }
 
-// Floor packages, built with the functions.
+// Floor programs, built with the functions. They live under testdata: they
+// are the benchmark's fixtures, not parts of Stampede, and the floor links
+// the DynamoDB SDK directly, as no package of Stampede's own may.
 const (
-	floorPackage = "./internal/benchmark/floor/dynamodb"
-	helloPackage = "./internal/benchmark/floor/hello"
+	floorPackage = "./internal/benchmark/testdata/floor/dynamodb"
+	helloPackage = "./internal/benchmark/testdata/floor/hello"
 	floorName    = "dynamodb"
 	helloName    = "hello"
 )
@@ -97,12 +100,6 @@ func (b *bench) runLambdaInit(ctx context.Context, o LambdaOptions) (LambdaResul
 	}
 	res.CABundleCerts = certs
 
-	api, err := startRuntimeAPI()
-	if err != nil {
-		return res, err
-	}
-	defer api.close()
-
 	type series struct {
 		plain, withBundle, pkgInit []time.Duration
 	}
@@ -116,15 +113,15 @@ func (b *bench) runLambdaInit(ctx context.Context, o LambdaOptions) (LambdaResul
 	for round := -1; round < o.Runs; round++ {
 		for i, name := range names {
 			bin := filepath.Join(dir, name)
-			plain, _, err := startOnce(ctx, api, bin, lambdaEnv(api.Addr, name, ""), false)
+			plain, _, err := startOnce(ctx, bin, name, lambdaEnv(""), false)
 			if err != nil {
 				return res, fmt.Errorf("%s: %w", name, err)
 			}
-			withBundle, _, err := startOnce(ctx, api, bin, lambdaEnv(api.Addr, name, bundle), false)
+			withBundle, _, err := startOnce(ctx, bin, name, lambdaEnv(bundle), false)
 			if err != nil {
 				return res, fmt.Errorf("%s with AWS_CA_BUNDLE: %w", name, err)
 			}
-			_, pkgInit, err := startOnce(ctx, api, bin, lambdaEnv(api.Addr, name, ""), true)
+			_, pkgInit, err := startOnce(ctx, bin, name, lambdaEnv(""), true)
 			if err != nil {
 				return res, fmt.Errorf("%s with inittrace: %w", name, err)
 			}
@@ -189,28 +186,16 @@ func buildLambda(ctx context.Context, repo, outDir string, pkgs []string) error 
 	return nil
 }
 
-// lambdaEnv is the environment Lambda gives a provided.al2023 function,
-// with Stampede's variables as the stack sets them. No endpoint override:
-// the functions resolve AWS's own, as deployed, and make no request
-// before /next.
-func lambdaEnv(runtimeAPI, name, caBundle string) []string {
+// lambdaEnv is what the benchmark adds to the environment Lambda gives a
+// function (internal/lambdaharness sets that): the credentials Lambda
+// passes from the execution role, and Stampede's variables as the stack
+// sets them. No endpoint override: the functions resolve AWS's own, as
+// deployed, and make no request before /next.
+func lambdaEnv(caBundle string) []string {
 	env := []string{
-		"AWS_LAMBDA_RUNTIME_API=" + runtimeAPI,
-		"AWS_LAMBDA_FUNCTION_NAME=stampede-" + name,
-		"AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
-		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256",
-		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/stampede-" + name,
-		"AWS_LAMBDA_LOG_STREAM_NAME=bench",
-		"AWS_EXECUTION_ENV=AWS_Lambda_provided.al2023",
-		"AWS_REGION=us-east-1",
-		"AWS_DEFAULT_REGION=us-east-1",
 		"AWS_ACCESS_KEY_ID=bench",
 		"AWS_SECRET_ACCESS_KEY=bench",
 		"AWS_SESSION_TOKEN=bench",
-		"_HANDLER=bootstrap",
-		"LAMBDA_TASK_ROOT=/var/task",
-		"TZ=:UTC",
-		"PATH=/usr/local/bin:/usr/bin:/bin",
 		"STAMPEDE_TABLE=stampede-bench",
 		"STAMPEDE_HEARTBEAT_MULTIPLIER=3",
 		"STAMPEDE_MAX_HEARTBEAT_SECONDS=10",
@@ -223,45 +208,31 @@ func lambdaEnv(runtimeAPI, name, caBundle string) []string {
 	return env
 }
 
-// startOnce starts bin and times it from start to its first /next
-// request, then kills it. With inittrace it also returns the sum of the
-// package initialisers' clock times.
-func startOnce(ctx context.Context, api *runtimeAPI, bin string, env []string, inittrace bool) (time.Duration, time.Duration, error) {
+// startOnce starts bin under the shared Lambda Runtime API harness and
+// times it from process start to its first /next request, then stops it.
+// With inittrace it also returns the sum of the package initialisers'
+// clock times.
+func startOnce(ctx context.Context, bin, name string, env []string, inittrace bool) (time.Duration, time.Duration, error) {
 	if inittrace {
 		env = append(env, "GODEBUG=inittrace=1")
 	}
-	cmd := exec.Command(bin)
-	cmd.Env = env
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	exited := make(chan error, 1)
-	api.reset()
-	t0 := time.Now()
-	if err := cmd.Start(); err != nil {
+	f, err := lambdaharness.Start(bin, lambdaharness.Options{Name: "stampede-" + name, Env: env})
+	if err != nil {
 		return 0, 0, err
 	}
-	go func() { exited <- cmd.Wait() }()
-	stop := func() {
-		_ = cmd.Process.Kill()
-		<-exited
+	waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	init, err := f.WaitInit(waitCtx)
+	// Stopping waits for the process and for its output to be copied.
+	f.Stop()
+	if err != nil {
+		return 0, 0, err
 	}
-	select {
-	case at := <-api.arrivals:
-		stop()
-		var pkgInit time.Duration
-		if inittrace {
-			pkgInit = sumInitTrace(stderr.String())
-		}
-		return at.Sub(t0), pkgInit, nil
-	case err := <-exited:
-		return 0, 0, fmt.Errorf("exited before /next (%v): %s", err, lastLines(stderr.String(), 5))
-	case <-time.After(30 * time.Second):
-		stop()
-		return 0, 0, errors.New("no /next within 30s")
-	case <-ctx.Done():
-		stop()
-		return 0, 0, ctx.Err()
+	var pkgInit time.Duration
+	if inittrace {
+		pkgInit = sumInitTrace(f.Logs.String())
 	}
+	return init, pkgInit, nil
 }
 
 // initTraceLine matches the runtime's "init <pkg> @<t> ms, <clock> ms
@@ -278,15 +249,6 @@ func sumInitTrace(out string) time.Duration {
 		}
 	}
 	return time.Duration(total * float64(time.Millisecond))
-}
-
-func lastLines(s string, n int) string {
-	var lines []string
-	sc := bufio.NewScanner(strings.NewReader(s))
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-	}
-	return strings.Join(lines[max(len(lines)-n, 0):], "\n")
 }
 
 // writeCABundle writes a PEM bundle into dir: a freshly generated CA and,

@@ -75,13 +75,14 @@ func (m *markdown) goals() {
 	}
 	r := m.r
 	for _, h := range r.Herds {
+		mode := clientMode(h.LongPolling)
 		switch {
 		case h.N == 200 && h.Compute == 500*time.Millisecond:
-			add("N = 200, 0.5 s computation: everyone has the result within 0.8 s, ≤ 6 HTTP requests per waiter, ≤ 500 DynamoDB reads/s on the key",
+			add(fmt.Sprintf("N = 200, 0.5 s computation (client %s): everyone has the result within 0.8 s, ≤ 6 HTTP requests per waiter, ≤ 500 DynamoDB reads/s on the key", mode),
 				fmt.Sprintf("%s, %.1f requests per waiter (max %d), %d reads/s at peak", secs(h.Last), h.RequestsPerWaiter, h.MaxRequests, h.PeakReadsPerSec),
 				h.Errors == 0 && h.Last <= 800*time.Millisecond && h.MaxRequests <= 6 && h.PeakReadsPerSec <= 500)
 		case h.N == 200 && h.Compute == 60*time.Second:
-			add("N = 200, 60 s computation: everyone has the result within 61.5 s, ≤ 15 HTTP requests per waiter",
+			add(fmt.Sprintf("N = 200, 60 s computation (client %s): everyone has the result within 61.5 s, ≤ 15 HTTP requests per waiter", mode),
 				fmt.Sprintf("%s, %.1f requests per waiter (max %d)", secs(h.Last), h.RequestsPerWaiter, h.MaxRequests),
 				h.Errors == 0 && h.Last <= 61500*time.Millisecond && h.MaxRequests <= 15)
 		}
@@ -244,14 +245,14 @@ func (m *markdown) herds() {
 		return
 	}
 	m.p("## 2. Herd hand-off\n")
-	m.p("N concurrent `client.GetOrCompute` callers (the client package as built, default options) on one fresh key, started at once; the computation sleeps for the given time. \"Last\" runs from the start to the last caller's result (ideal: the computation's length), \"hand-off\" from the end of the computation to that last result. HTTP requests per waiter count every attempt of the callers that did not compute; DynamoDB reads are the server's GetItem requests on the key, counted by SDK middleware, as a mean rate over \"last\" and the most in any one second.\n")
-	m.p("| N | computation | last | median | hand-off | computations | HTTP req/waiter (max) | DynamoDB reads | reads/s mean (peak) | errors |%s", m.beforeHead("last", "req/waiter"))
-	m.p("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |%s", m.beforeAlign(2))
+	m.p("N concurrent `client.GetOrCompute` callers on one fresh key, started at once, each with a client of its own (as separate workers have; one shared connection pool), the client package as built: with its defaults, and with `WithLongPolling` (the server's `wait_ms`, for a long-running server such as `stampede serve`); the computation sleeps for the given time. \"Last\" runs from the start to the last caller's result (ideal: the computation's length), \"hand-off\" from the end of the computation to that last result. HTTP requests per waiter count every attempt of the callers that did not compute; DynamoDB reads are the server's GetItem requests during the herd (its key is the only one read then), counted by SDK middleware, as a mean rate over \"last\" and the most in any one second.\n")
+	m.p("| client | N | computation | last | median | hand-off | computations | HTTP req/waiter (max) | DynamoDB reads | reads/s mean (peak) | errors |%s", m.beforeHead("last", "req/waiter"))
+	m.p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |%s", m.beforeAlign(2))
 	for _, h := range hs {
-		line := fmt.Sprintf("| %d | %s | **%s** | %s | %s | %d | %.1f (%d) | %d | %.0f (%d) | %d |", h.N, secs(h.Compute), secs(h.Last), secs(h.Median),
+		line := fmt.Sprintf("| %s | %d | %s | **%s** | %s | %s | %d | %.1f (%d) | %d | %.0f (%d) | %d |", clientMode(h.LongPolling), h.N, secs(h.Compute), secs(h.Last), secs(h.Median),
 			secs(h.HandOff), h.Computations, h.RequestsPerWaiter, h.MaxRequests, h.HotKeyReads, h.ReadsPerSec, h.PeakReadsPerSec, h.Errors)
 		if m.before != nil {
-			if hb, ok := findHerd(m.before, h.N, h.Compute); ok {
+			if hb, ok := findHerd(m.before, h.N, h.Compute, h.LongPolling); ok {
 				line += fmt.Sprintf(" %s | %.1f |", secs(hb.Last), hb.RequestsPerWaiter)
 			} else {
 				line += " | |"
@@ -262,7 +263,7 @@ func (m *markdown) herds() {
 	m.p("")
 	for _, h := range hs {
 		if h.FirstError != "" {
-			m.p("N = %d, %s: first error: `%s`\n", h.N, secs(h.Compute), h.FirstError)
+			m.p("N = %d, %s, client %s: first error: `%s`\n", h.N, secs(h.Compute), clientMode(h.LongPolling), h.FirstError)
 		}
 	}
 	m.chart(ChartHerd, "time from the end of the computation to the last caller's result, by herd size")
@@ -323,7 +324,7 @@ func (m *markdown) lambda() {
 	}
 	floor, hello, ok := floorAndHello(l)
 	m.p("## 4. Lambda init vs its floor\n")
-	m.p("Each binary built as the Makefile builds the functions (`GOOS=linux CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -ldflags \"-s -w\"`, here for linux/%s) and started %d times with Lambda's environment against a local Runtime API endpoint; init is the median from process start to its first `/next` request. The floor (`internal/benchmark/floor/dynamodb`) is a hello-world aws-lambda-go function that loads the AWS configuration and builds a DynamoDB client; hello (`internal/benchmark/floor/hello`) is the bare hello world. The AWS_CA_BUNDLE runs point at a generated bundle of %d certificates (a fresh CA and this machine's public roots, as a corporate bundle carries them). Package init is the median sum of the package initialisers' clock times (`GODEBUG=inittrace=1`).\n",
+	m.p("Each binary built as the Makefile builds the functions (`GOOS=linux CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -ldflags \"-s -w\"`, here for linux/%s) and started %d times with Lambda's environment under the shared Lambda Runtime API harness (`internal/lambdaharness`); init is the median from process start to its first `/next` request. The floor (`internal/benchmark/testdata/floor/dynamodb`) is a hello-world aws-lambda-go function that loads the AWS configuration and builds a DynamoDB client; hello (`internal/benchmark/testdata/floor/hello`) is the bare hello world. The AWS_CA_BUNDLE runs point at a generated bundle of %d certificates (a fresh CA and this machine's public roots, as a corporate bundle carries them). Package init is the median sum of the package initialisers' clock times (`GODEBUG=inittrace=1`).\n",
 		l.GOARCH, l.Runs, l.CABundleCerts)
 	m.p("| binary | size | ÷ hello | init (min–max) | ÷ floor | init with AWS_CA_BUNDLE | ÷ floor | package init |%s", m.beforeHead("size", "init", "init with bundle"))
 	m.p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |%s", m.beforeAlign(3))
@@ -416,9 +417,9 @@ func findOp(sp *ServerPathResult, op string, c int) (OpResult, bool) {
 	return OpResult{}, false
 }
 
-func findHerd(r *Report, n int, compute time.Duration) (HerdResult, bool) {
+func findHerd(r *Report, n int, compute time.Duration, longPolling bool) (HerdResult, bool) {
 	for _, h := range r.Herds {
-		if h.N == n && h.Compute == compute {
+		if h.N == n && h.Compute == compute && h.LongPolling == longPolling {
 			return h, true
 		}
 	}

@@ -525,7 +525,7 @@ func (b *bench) call(ctx context.Context, hc *http.Client, op operation, path st
 			return nil, err
 		}
 		return func() bool {
-			err := b.svc.raw.Send(ctx, req)
+			err := rawdynamo.Send(ctx, b.svc.raw, req)
 			if op.rawFails {
 				return rawdynamo.ConditionFailed(err)
 			}

@@ -30,10 +30,11 @@ const (
 
 // service is the system under test, assembled as `stampede serve`
 // assembles it: DynamoDB Local (here in memory), the in-process S3, the
-// manager over a DynamoDB client from internal/config, and the transport's
-// router behind a real http.Server on loopback. Beside it, a raw DynamoDB client built the
-// same way, for the floor, and a capture router that turns an HTTP request
-// into the DynamoDB input the server would send, without sending it.
+// manager over a DynamoDB client built as internal/config builds it, and
+// the transport's router behind a real http.Server on loopback. Beside it,
+// a raw DynamoDB client built the same way, for the floor, and a capture
+// router that turns an HTTP request into the DynamoDB request the server
+// would send, without sending it.
 type service struct {
 	// URL is the server's base URL (http://127.0.0.1:port).
 	URL string
@@ -43,7 +44,7 @@ type service struct {
 	DynamoDBPort int
 
 	serverDB   *rawdynamo.Counter
-	raw        *rawdynamo.Client
+	raw        *dynamostore.Client
 	rawDB      *rawdynamo.Counter
 	capture    http.Handler
 	recorder   *rawdynamo.Recorder
@@ -97,7 +98,14 @@ func startService(ctx context.Context, endpoint, workDir string, logf func(strin
 	cfg.S3Endpoint = s3srv.Endpoint
 	cfg.Manager.ManagedBuckets = []string{benchBucket}
 
-	serverDB, err := config.DynamoDB(ctx, cfg)
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = transport.DefaultBudget
+	}
+
+	// The server's DynamoDB client as `stampede serve` builds it (its own
+	// AWS configuration and connection pool), counting its requests.
+	s.serverDB = &rawdynamo.Counter{}
+	serverDB, err := rawdynamo.NewClient(ctx, endpoint, s.serverDB.Install)
 	if err != nil {
 		return nil, err
 	}
@@ -106,8 +114,7 @@ func startService(ctx context.Context, endpoint, workDir string, logf func(strin
 	if err := dynamostore.EnsureTable(setupCtx, serverDB, cfg.Table); err != nil {
 		return nil, err
 	}
-	s.serverDB = &rawdynamo.Counter{}
-	mgr, err := config.ManagerOver(ctx, cfg, rawdynamo.Counted(serverDB, s.serverDB))
+	mgr, err := config.ManagerOver(ctx, cfg, serverDB)
 	if err != nil {
 		return nil, err
 	}
@@ -116,15 +123,19 @@ func startService(ctx context.Context, endpoint, workDir string, logf func(strin
 	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	s.Router = transport.NewRouter(mgr, transport.Options{Log: log, Budget: cfg.RequestTimeout})
 
-	rawDB, err := config.DynamoDB(ctx, cfg)
+	// The raw path's client, built the same way with a pool of its own.
+	s.rawDB = &rawdynamo.Counter{}
+	if s.raw, err = rawdynamo.NewClient(ctx, endpoint, s.rawDB.Install); err != nil {
+		return nil, err
+	}
+
+	// The same router over a client that records instead of sending.
+	s.recorder = &rawdynamo.Recorder{}
+	recording, err := rawdynamo.NewClient(ctx, endpoint, s.recorder.Install)
 	if err != nil {
 		return nil, err
 	}
-	s.rawDB = &rawdynamo.Counter{}
-	s.raw = rawdynamo.NewClient(rawDB, s.rawDB)
-
-	s.recorder = &rawdynamo.Recorder{}
-	captureMgr, err := config.ManagerOver(ctx, cfg, s.recorder)
+	captureMgr, err := config.ManagerOver(ctx, cfg, recording)
 	if err != nil {
 		return nil, err
 	}

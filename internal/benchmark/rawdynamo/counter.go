@@ -2,30 +2,25 @@ package rawdynamo
 
 import (
 	"context"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go/middleware"
-
-	"github.com/stampede-cache/stampede/internal/dynamostore"
 )
 
 // Counter counts the DynamoDB requests a client sends, each attempt
-// (retries included) once, and records when GetItem reads a watched key.
+// (retries included) once, and, while asked to, records when each GetItem
+// was sent.
 type Counter struct {
 	getItem    atomic.Int64
 	updateItem atomic.Int64
 	other      atomic.Int64
 
-	mu      sync.Mutex
-	watched string // the key whose reads are recorded; empty: none
-	reads   []time.Time
+	mu        sync.Mutex
+	recording bool
+	reads     []time.Time
 }
 
 // Counts is a snapshot of a Counter.
@@ -46,48 +41,32 @@ func (c *Counter) Snapshot() Counts {
 	return Counts{c.getItem.Load(), c.updateItem.Load(), c.other.Load()}
 }
 
-// Watch starts recording the GetItem requests of key (any project and
-// domain), forgetting earlier ones.
-func (c *Counter) Watch(key string) {
+// RecordReads starts recording when each GetItem is sent, forgetting
+// earlier ones.
+func (c *Counter) RecordReads() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.watched, c.reads = key, nil
+	c.recording, c.reads = true, nil
 }
 
-// WatchedReads stops watching and returns when each watched read was sent.
-func (c *Counter) WatchedReads() []time.Time {
+// RecordedReads stops recording and returns the instants recorded.
+func (c *Counter) RecordedReads() []time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	reads := c.reads
-	c.watched, c.reads = "", nil
+	c.recording, c.reads = false, nil
 	return reads
 }
 
-type partitionKeyValue struct{}
-
-// install adds the counting middleware to a client's stack: the partition
-// key is read at initialize (where the input is), the request counted at
-// finalize after the retry middleware (where each attempt passes).
-func (c *Counter) install(stack *middleware.Stack) error {
-	err := stack.Initialize.Add(middleware.InitializeMiddlewareFunc("BenchPartitionKey",
-		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-			if get, ok := in.Parameters.(*dynamodb.GetItemInput); ok {
-				if pk, ok := get.Key[dynamostore.PartitionKey].(*types.AttributeValueMemberS); ok {
-					ctx = middleware.WithStackValue(ctx, partitionKeyValue{}, pk.Value)
-				}
-			}
-			return next.HandleInitialize(ctx, in)
-		}), middleware.Before)
-	if err != nil {
-		return err
-	}
+// Install is the counting middleware, for NewClient: at finalize, after
+// the retry middleware, where each attempt passes.
+func (c *Counter) Install(stack *middleware.Stack) error {
 	return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("BenchCountRequests",
 		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
 			switch awsmiddleware.GetOperationName(ctx) {
 			case "GetItem":
 				c.getItem.Add(1)
-				pk, _ := middleware.GetStackValue(ctx, partitionKeyValue{}).(string)
-				c.recordRead(pk)
+				c.recordRead()
 			case "UpdateItem":
 				c.updateItem.Add(1)
 			default:
@@ -97,18 +76,10 @@ func (c *Counter) install(stack *middleware.Stack) error {
 		}), middleware.After)
 }
 
-func (c *Counter) recordRead(pk string) {
+func (c *Counter) recordRead() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.watched != "" && strings.HasSuffix(pk, "/"+c.watched) {
+	if c.recording {
 		c.reads = append(c.reads, time.Now())
 	}
-}
-
-// Counted returns a copy of db, configured identically, that counts its
-// requests in c.
-func Counted(db *dynamodb.Client, c *Counter) *dynamodb.Client {
-	o := db.Options()
-	o.APIOptions = append(slices.Clone(o.APIOptions), c.install)
-	return dynamodb.New(o)
 }
