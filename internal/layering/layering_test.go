@@ -57,9 +57,7 @@ func rules(standard func(string) bool) []rule {
 		{
 			what:    "the DynamoDB SDK",
 			matches: prefixes("github.com/aws/aws-sdk-go-v2/service/dynamodb", "github.com/aws/aws-sdk-go-v2/feature/dynamodb"),
-			// The benchmark's raw baseline and the Lambda-init floor measure
-			// the bare SDK, by design; nothing in the service imports them.
-			allowed: only(module+"/internal/dynamostore", module+"/internal/benchmark/rawdynamo", module+"/internal/benchmark/floor/dynamodb"),
+			allowed: only(module + "/internal/dynamostore"),
 		},
 		{
 			what:    "the S3 SDK",
