@@ -232,6 +232,7 @@ func faultRun(t *testing.T, seed uint64) int {
 		keys:         proofKeys,
 		timeout:      clientTimeout,
 		retries:      2,
+		resendAfter:  faultSettle,
 		faults:       plan,
 	}
 	begin := time.Now()

@@ -29,6 +29,11 @@ type workload struct {
 	// retries re-sends a write whose outcome is unknown, with the same
 	// Idempotency-Key, up to this many times.
 	retries int
+	// resendAfter holds a re-send until this long after the operation's
+	// call: an attempt the network delayed past its budget can still reach
+	// DynamoDB until then, and a re-send answered before it lands cannot
+	// account for it (docs/reliability.md).
+	resendAfter time.Duration
 	// idempotencyShare is the share of writes that carry an
 	// Idempotency-Key (every retried write does).
 	idempotencyShare float64
@@ -201,7 +206,7 @@ func (w workload) do(srv *proofServer, c *proofClient, in apimodel.Input, tag st
 		if attempt > 0 {
 			// Faults are planned for the first attempt only.
 			attemptTag = fmt.Sprintf("%s-retry%d", tag, attempt)
-			time.Sleep(time.Duration(20*attempt) * time.Millisecond)
+			time.Sleep(max(time.Until(rec.call.Add(w.resendAfter)), 0) + time.Duration(20*attempt)*time.Millisecond)
 		}
 		a := srv.send(rec.req, attemptTag, w.timeout)
 		rec.ret = a.got
