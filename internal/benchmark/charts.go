@@ -101,8 +101,10 @@ func serverChart(sp *ServerPathResult) (*plot.Plot, error) {
 		p.Add(bars)
 		p.Legend.Add(s.name, bars)
 	}
-	// Headroom for the legend above the bars.
+	// Headroom for the legend above the bars, and for the outer bars of
+	// the first and last groups.
 	p.Y.Min, p.Y.Max = 0, top*1.35
+	p.X.Min, p.X.Max = p.X.Min-0.5, p.X.Max+0.5
 	p.Legend.Top = true
 	p.NominalX(names...)
 	p.X.Tick.Label.Rotation = 0.35
