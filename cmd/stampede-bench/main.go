@@ -59,6 +59,7 @@ type flags struct {
 	inFlight   int
 	lambdaRuns int
 	functions  string
+	render     string
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -96,6 +97,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&f.inFlight, "rate-in-flight", def.Rate.MaxInFlight, "rate: most requests outstanding")
 	fs.IntVar(&f.lambdaRuns, "lambda-runs", def.Lambda.Runs, "lambda: timed starts per binary and variant")
 	fs.StringVar(&f.functions, "functions", "", "lambda: function packages (default: every one under functions/)")
+	fs.StringVar(&f.render, "render", "", "measure nothing: write the document and charts from this results file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -111,6 +113,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		opts.Logf = func(format string, args ...any) {
 			fmt.Fprintf(stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 		}
+	}
+	if f.render != "" {
+		rep, err := readReport(f.render)
+		if err == nil {
+			f.results = "" // it is already written
+			err = write(rep, f, stdout)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "stampede-bench:", err)
+			return 1
+		}
+		return 0
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
@@ -186,10 +200,9 @@ func options(f flags, def benchmark.Options) (benchmark.Options, error) {
 func write(rep *benchmark.Report, f flags, stdout io.Writer) error {
 	var before *benchmark.Report
 	if f.before != "" {
-		if b, err := os.ReadFile(f.before); err == nil {
-			before = &benchmark.Report{}
-			if err := json.Unmarshal(b, before); err != nil {
-				return fmt.Errorf("read %s: %w", f.before, err)
+		if _, err := os.Stat(f.before); err == nil {
+			if before, err = readReport(f.before); err != nil {
+				return err
 			}
 		}
 	}
@@ -232,6 +245,19 @@ func write(rep *benchmark.Report, f flags, stdout io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// readReport reads a results file.
+func readReport(file string) (*benchmark.Report, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var r benchmark.Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("read %s: %w", file, err)
+	}
+	return &r, nil
 }
 
 // moduleRoot is the directory of the main module's go.mod.

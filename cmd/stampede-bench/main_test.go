@@ -1,8 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,5 +91,36 @@ func TestHelp(t *testing.T) {
 	}
 	if code := run(t.Context(), []string{"-sections", "nope"}, io.Discard, io.Discard); code != 2 {
 		t.Errorf("an unknown section exits %d, want 2", code)
+	}
+}
+
+// TestRender writes the document and charts from a results file, measuring
+// nothing.
+func TestRender(t *testing.T) {
+	dir := t.TempDir()
+	results := filepath.Join(dir, "results.json")
+	rep := benchmark.Report{Herds: []benchmark.HerdResult{{N: 10, Compute: time.Second, Last: 2 * time.Second, HandOff: time.Second, Computations: 1}}}
+	b, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(results, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "performance.md")
+	charts := filepath.Join(dir, "performance")
+	args := []string{"-render", results, "-out", out, "-charts", charts, "-before", ""}
+	if code := run(t.Context(), args, io.Discard, io.Discard); code != 0 {
+		t.Fatalf("-render exits %d", code)
+	}
+	doc, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), "## 2. Herd hand-off") || !strings.Contains(string(doc), "(performance/herd.png)") {
+		t.Errorf("the document lacks the herd section or its chart:\n%s", doc)
+	}
+	if _, err := os.Stat(filepath.Join(charts, benchmark.ChartHerd)); err != nil {
+		t.Error(err)
 	}
 }

@@ -49,7 +49,7 @@ func Defaults(repoDir string) Options {
 			WriteEvery:  100 * time.Millisecond,
 			MaxInFlight: 512,
 		},
-		Lambda: &LambdaOptions{RepoDir: repoDir, Runs: 11, SystemRoots: true},
+		Lambda: &LambdaOptions{RepoDir: repoDir, Runs: 15, SystemRoots: true},
 	}
 }
 

@@ -30,7 +30,11 @@ func WriteCharts(dir string, r, before *Report) ([]string, error) {
 			return err
 		}
 		path := filepath.Join(dir, name)
-		if err := p.Save(chartWidth, chartHeight, path); err != nil {
+		height := chartHeight
+		if name == ChartHerd {
+			height = chartHeight * 5 / 4
+		}
+		if err := p.Save(chartWidth, height, path); err != nil {
 			return fmt.Errorf("save %s: %w", path, err)
 		}
 		files = append(files, path)
@@ -97,8 +101,10 @@ func serverChart(sp *ServerPathResult) (*plot.Plot, error) {
 		p.Add(bars)
 		p.Legend.Add(s.name, bars)
 	}
-	// Headroom for the legend above the bars.
+	// Headroom for the legend above the bars, and for the outer bars of
+	// the first and last groups.
 	p.Y.Min, p.Y.Max = 0, top*1.35
+	p.X.Min, p.X.Max = p.X.Min-0.5, p.X.Max+0.5
 	p.Legend.Top = true
 	p.NominalX(names...)
 	p.X.Tick.Label.Rotation = 0.35
@@ -137,9 +143,14 @@ func herdChart(r, before *Report) (*plot.Plot, error) {
 		}
 	}
 	decades(&p.Y)
+	// Room above the lines for the legend, which lists every series,
+	// without ticks where there is no data.
+	p.Y.Tick.Marker = ticksUpTo(p.Y.Max)
+	p.Y.Max *= 1000
 	p.Legend.Top = true
 	p.Legend.Left = true
 	p.Legend.XOffs = vg.Points(8)
+	p.Legend.TextStyle.Font.Size = vg.Points(9)
 	p.Add(plotter.NewGrid())
 	return p, nil
 }
@@ -190,6 +201,19 @@ func decades(a *plot.Axis) {
 		a.Min = math.Pow(10, math.Floor(math.Log10(a.Min)))
 		a.Max = math.Pow(10, math.Ceil(math.Log10(a.Max)+0.05))
 	}
+}
+
+// ticksUpTo is a log axis's ticks, none above limit.
+func ticksUpTo(limit float64) plot.Ticker {
+	return plot.TickerFunc(func(min, max float64) []plot.Tick {
+		var out []plot.Tick
+		for _, t := range (plot.LogTicks{Prec: -1}).Ticks(min, max) {
+			if t.Value <= limit*1.0001 {
+				out = append(out, t)
+			}
+		}
+		return out
+	})
 }
 
 // addLine adds a line with points in the i-th colour; dashed for "before".

@@ -53,7 +53,8 @@ type HerdResult struct {
 	MaxRequests       int64   `json:"max_requests"`
 	// HotKeyReads counts the server's GetItem requests during the herd,
 	// all on its key (nothing else runs then); ReadsPerSec is
-	// their mean rate over Last and PeakReadsPerSec the most in one second.
+	// their mean rate over Last (at least a second) and PeakReadsPerSec the
+	// most in one second.
 	HotKeyReads     int     `json:"hot_key_reads"`
 	ReadsPerSec     float64 `json:"reads_per_sec"`
 	PeakReadsPerSec int     `json:"peak_reads_per_sec"`
@@ -192,7 +193,9 @@ func (b *bench) herd(ctx context.Context, n int, compute, timeout time.Duration,
 	}
 	res.RequestsPerWaiter = ratio(float64(sum), float64(waiters))
 	res.HotKeyReads = len(reads)
-	res.ReadsPerSec = ratio(float64(len(reads)), res.Last.Seconds())
+	// Over at least a second, so that a short herd's few reads are not
+	// read as a rate no second saw.
+	res.ReadsPerSec = ratio(float64(len(reads)), max(res.Last, time.Second).Seconds())
 	res.PeakReadsPerSec = peakPerSecond(reads)
 	return res, ctx.Err()
 }

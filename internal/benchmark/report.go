@@ -118,17 +118,19 @@ func (m *markdown) goals() {
 			}
 		}
 		// A pool sized for the concurrency opens at most one connection per
-		// client and closes none.
-		churn, top := 0, 0
+		// client and closes none: no run should leave more sockets in
+		// TIME_WAIT than it has clients.
+		total, most, top := 0, 0, 0
 		for _, o := range sp.Ops {
 			if o.Concurrency > 1 {
-				churn += o.Server.TimeWait
+				total += o.Server.TimeWait
+				most = max(most, o.Server.TimeWait)
 				top = max(top, o.Concurrency)
 			}
 		}
 		if top > 0 {
-			add(fmt.Sprintf("no TIME_WAIT churn to DynamoDB at %d clients (at most one socket per client)", top),
-				fmt.Sprintf("%d new sockets in TIME_WAIT over the server's runs", churn), churn <= top)
+			add(fmt.Sprintf("no TIME_WAIT churn to DynamoDB at %d clients (no run leaves more sockets in TIME_WAIT than it has clients)", top),
+				fmt.Sprintf("at most %d new per run, %d over the server's %d-client runs", most, total, top), most <= top)
 		}
 	}
 	if l := r.Lambda; l != nil {
@@ -301,11 +303,16 @@ func saturation(rs []RateResult) string {
 	for _, r := range rs {
 		best = max(best, r.Achieved)
 	}
-	for _, r := range rs {
-		if r.Saturated {
-			return fmt.Sprintf("**Saturation:** this machine keeps up up to the rate before %d gets/s; at %d it answers %.0f/s (%.0f%% of the target)%s. The most it answered in any run: %.0f/s.",
-				r.Target, r.Target, r.Achieved, 100*r.Achieved/float64(r.Target), droppedNote(r), best)
+	for i, r := range rs {
+		if !r.Saturated {
+			continue
 		}
+		kept := "none of the rates tried"
+		if i > 0 {
+			kept = fmt.Sprintf("%d gets/s", rs[i-1].Target)
+		}
+		return fmt.Sprintf("**Saturation:** this machine keeps up with %s; at %d gets/s it falls behind, answering %.0f/s (%.0f%% of the target)%s. The most it answered in any run: %.0f/s.",
+			kept, r.Target, r.Achieved, 100*r.Achieved/float64(r.Target), droppedNote(r), best)
 	}
 	return fmt.Sprintf("**Saturation:** not reached: every target up to %d gets/s was met (the most answered: %.0f/s).", rs[len(rs)-1].Target, best)
 }
@@ -314,7 +321,7 @@ func droppedNote(r RateResult) string {
 	if r.Dropped == 0 {
 		return ""
 	}
-	return fmt.Sprintf(", %d requests dropped at the in-flight bound", r.Dropped)
+	return fmt.Sprintf(" and dropping %d requests at the in-flight bound", r.Dropped)
 }
 
 func (m *markdown) lambda() {
@@ -358,7 +365,7 @@ func (m *markdown) lambda() {
 
 func (m *markdown) method() {
 	m.p("## Reproducing\n")
-	m.p("`make bench-e2e` runs everything (five to ten minutes on two cores) and rewrites this file, its charts under `docs/performance/` and the raw figures in `docs/performance/results.json`; `docs/performance/before.json`, an earlier results file, supplies the \"before\" columns (`-before FILE` names another, `-before \"\"` none). `go run ./cmd/stampede-bench -help` lists the flags that select sections and sizes, for example `make bench-e2e BENCH_FLAGS=\"-sections herd -herd-sizes 10,50\"` or `-sections server -operations \"get hit\" -ops 200`; `-out - -results \"\" -charts \"\"` only prints. The command starts its own DynamoDB Local (in memory), in-process S3 and server on loopback, and stops them and every function process it starts before it exits.")
+	m.p("`make bench-e2e` runs everything (five to ten minutes on two cores) and rewrites this file, its charts under `docs/performance/` and the raw figures in `docs/performance/results.json`; `docs/performance/before.json`, an earlier results file, supplies the \"before\" columns (`-before FILE` names another, `-before \"\"` none). `go run ./cmd/stampede-bench -help` lists the flags that select sections and sizes, for example `make bench-e2e BENCH_FLAGS=\"-sections herd -herd-sizes 10,50\"` or `-sections server -operations \"get hit\" -ops 200`; `-out - -results \"\" -charts \"\"` only prints, and `-render docs/performance/results.json` rewrites this file and the charts from the figures without measuring. The command starts its own DynamoDB Local (in memory), in-process S3 and server on loopback, and stops them and every function process it starts before it exits.")
 }
 
 // beforeHead and beforeAlign add the "before" columns' header cells.
