@@ -314,7 +314,9 @@ func TestAttemptTimeoutIsRetried(t *testing.T) {
 		func(_ http.ResponseWriter, r *http.Request) { <-r.Context().Done() },
 		status(200, okEntry),
 	}}
-	c := fakeClient(t, f, WithAttemptTimeout(50*time.Millisecond))
+	// Long enough that the second, prompt answer never times out too on a
+	// loaded machine; the first attempt hangs until it does.
+	c := fakeClient(t, f, WithAttemptTimeout(2*time.Second))
 	if _, err := c.Get(context.Background(), scope, "k", nil); err != nil {
 		t.Fatal(err)
 	}
