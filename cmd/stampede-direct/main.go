@@ -33,6 +33,7 @@ import (
 	"github.com/stampede-cache/stampede/internal/dynamolocal"
 	"github.com/stampede-cache/stampede/internal/dynamostore"
 	"github.com/stampede-cache/stampede/internal/locals3"
+	"github.com/stampede-cache/stampede/internal/s3blobs"
 	"github.com/stampede-cache/stampede/internal/transport"
 )
 
@@ -114,16 +115,16 @@ func run(ctx context.Context, stop context.CancelFunc, args []string, stdin io.R
 	cfg.Manager.ManagedBuckets = []string{*bucket}
 	clock := directserver.NewClock(time.Now().UTC())
 	cfg.Manager.Clock = clock.Now
-	db, err := config.DynamoDB(ctx, cfg)
+	backend, err := config.Connect(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	setup, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if err := dynamostore.EnsureTable(setup, db, cfg.Table); err != nil {
+	if err := dynamostore.EnsureTable(setup, backend.DynamoDB, cfg.Table); err != nil {
 		return err
 	}
-	mgr, err := config.ManagerOver(ctx, cfg, db)
+	mgr, err := backend.Manager(cfg, s3blobs.NewLazy)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/stampede-cache/stampede/internal/dynamostore"
 	"github.com/stampede-cache/stampede/internal/locals3"
 	"github.com/stampede-cache/stampede/internal/manager"
+	"github.com/stampede-cache/stampede/internal/s3blobs"
 	"github.com/stampede-cache/stampede/internal/transport"
 )
 
@@ -159,16 +160,16 @@ func startBackends(ctx context.Context, opts serveOptions, cfg config.Config, lo
 		b.closers = append(b.closers, func() { _ = s3srv.Close() })
 		b.cfg.S3Endpoint = s3srv.Endpoint
 	}
-	db, err := config.DynamoDB(ctx, b.cfg)
+	backend, err := config.Connect(ctx, b.cfg)
 	if err != nil {
 		return b, err
 	}
 	setupCtx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
-	if err := dynamostore.EnsureTable(setupCtx, db, b.cfg.Table); err != nil {
+	if err := dynamostore.EnsureTable(setupCtx, backend.DynamoDB, b.cfg.Table); err != nil {
 		return b, fmt.Errorf("table %s at %s: %w", b.cfg.Table, b.cfg.DynamoDBEndpoint, err)
 	}
-	if b.mgr, err = config.ManagerOver(ctx, b.cfg, db); err != nil {
+	if b.mgr, err = backend.Manager(b.cfg, s3blobs.NewLazy); err != nil {
 		return b, err
 	}
 	return b, nil

@@ -18,6 +18,7 @@ import (
 	"github.com/stampede-cache/stampede/internal/dynamolocal"
 	"github.com/stampede-cache/stampede/internal/dynamostore"
 	"github.com/stampede-cache/stampede/internal/locals3"
+	"github.com/stampede-cache/stampede/internal/s3blobs"
 	"github.com/stampede-cache/stampede/internal/transport"
 )
 
@@ -114,7 +115,14 @@ func startService(ctx context.Context, endpoint, workDir string, logf func(strin
 	if err := dynamostore.EnsureTable(setupCtx, serverDB, cfg.Table); err != nil {
 		return nil, err
 	}
-	mgr, err := config.ManagerOver(ctx, cfg, serverDB)
+	// The process's AWS configuration for the object store, as `stampede
+	// serve` loads it, with the counting DynamoDB client in place of its own.
+	backend, err := config.Connect(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	backend.DynamoDB = serverDB
+	mgr, err := backend.Manager(cfg, s3blobs.NewLazy)
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +143,7 @@ func startService(ctx context.Context, endpoint, workDir string, logf func(strin
 	if err != nil {
 		return nil, err
 	}
-	captureMgr, err := config.ManagerOver(ctx, cfg, recording)
+	captureMgr, err := (&config.Backend{AWS: backend.AWS, DynamoDB: recording}).Manager(cfg, s3blobs.NewLazy)
 	if err != nil {
 		return nil, err
 	}
