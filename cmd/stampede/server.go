@@ -15,6 +15,7 @@ import (
 	"github.com/stampede-cache/stampede/internal/config"
 	"github.com/stampede-cache/stampede/internal/dynamolocal"
 	"github.com/stampede-cache/stampede/internal/dynamostore"
+	"github.com/stampede-cache/stampede/internal/flyte"
 	"github.com/stampede-cache/stampede/internal/locals3"
 	"github.com/stampede-cache/stampede/internal/manager"
 	"github.com/stampede-cache/stampede/internal/s3blobs"
@@ -58,7 +59,7 @@ func serve(ctx context.Context, opts serveOptions, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	h.ready(b, transport.NewRouter(b.mgr, transport.Options{Log: log, Budget: cfg.RequestTimeout}))
+	h.ready(b, transport.NewRouter(b.mgr, transport.Options{Log: log, Budget: cfg.RequestTimeout, RPC: flyte.Mount(b.mgr)}))
 	log.Info("stampede is serving", "url", "http://"+addr, "dynamodb", b.cfg.DynamoDBEndpoint, "table", b.cfg.Table,
 		"s3", b.cfg.S3Endpoint, "request_timeout", cfg.RequestTimeout, "startup", time.Since(started).Round(time.Millisecond))
 	if opts.readyFile != "" {

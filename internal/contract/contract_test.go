@@ -62,6 +62,9 @@ func TestRoutes(t *testing.T) {
 			t.Errorf("FunctionOf(%s) = %q, want %q", r.Op, got, r.Function)
 		}
 	}
+	for _, r := range contract.FlyteRoutes() {
+		served[r.Function] = true
+	}
 	for _, f := range contract.Functions() {
 		if !served[f] {
 			t.Errorf("function %s serves no route", f)

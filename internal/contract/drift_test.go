@@ -24,6 +24,7 @@ import (
 	"github.com/stampede-cache/stampede/client"
 	"github.com/stampede-cache/stampede/internal/contract"
 	"github.com/stampede-cache/stampede/internal/dynamostore"
+	"github.com/stampede-cache/stampede/internal/flyte"
 	"github.com/stampede-cache/stampede/internal/manager"
 	"github.com/stampede-cache/stampede/internal/testenv"
 	"github.com/stampede-cache/stampede/internal/transport"
@@ -157,11 +158,12 @@ func TestTransportRoutes(t *testing.T) {
 		t.Errorf("transport serves %v, the contract says %v", served, want)
 	}
 	// transport.Ops lists the operations that have a function of their
-	// own: the contract's functions.
+	// own: the contract's functions but the flyte function.
 	var ops []string
 	for _, op := range transport.Ops() {
 		ops = append(ops, string(op))
 	}
+	ops = append(ops, contract.FunctionFlyte)
 	if !slices.Equal(slices.Sorted(slices.Values(ops)), slices.Sorted(slices.Values(contract.Functions()))) {
 		t.Errorf("transport's function ops %v, contract's functions %v", ops, contract.Functions())
 	}
@@ -182,6 +184,9 @@ func TestTransportFunctionsServeTheirRoutes(t *testing.T) {
 	}
 	for _, fn := range contract.Functions() {
 		h := transport.NewFunction(mgr, transport.Op(fn), transport.Options{})
+		if fn == contract.FunctionFlyte {
+			h = transport.NewRPCFunction(flyte.Mount(mgr), transport.Options{})
+		}
 		for _, r := range contract.Routes() {
 			event, err := json.Marshal(map[string]any{
 				"version": "2.0", "routeKey": r.Key(), "rawPath": paths[r.Template], "rawQueryString": "owner_id=o",
@@ -365,17 +370,17 @@ func TestTransportMetrics(t *testing.T) {
 	}
 }
 
-// TestFlyteRoutesMatchTheTransport ties the transport's dispatch of Flyte's
-// methods to the contract the stack routes by.
+// TestFlyteRoutesMatchTheTransport ties the flyte function's dispatch of
+// Flyte's methods to the contract the stack routes by.
 func TestFlyteRoutesMatchTheTransport(t *testing.T) {
 	var got, want []string
-	for _, r := range transport.FlyteRoutes() {
+	for _, r := range flyte.Routes() {
 		got = append(got, r.Method+" "+r.Template+" "+string(r.Op))
 	}
 	for _, r := range contract.FlyteRoutes() {
 		want = append(want, r.Method+" "+r.Template+" "+r.Op)
-		if contract.FunctionOf(r.Op) != r.Function {
-			t.Errorf("%s: op %s is served by %s, not %s", r.Key(), r.Op, contract.FunctionOf(r.Op), r.Function)
+		if r.Function != contract.FunctionFlyte {
+			t.Errorf("%s: served by the %s function, not the flyte function", r.Key(), r.Function)
 		}
 	}
 	slices.Sort(got)

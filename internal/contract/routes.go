@@ -50,14 +50,16 @@ func Routes() []Route {
 const FlyteService = "/flyteidl2.cacheservice.v2.CacheService/"
 
 // FlyteRoutes lists the routes of Flyte's cache service: one POST per
-// method, to the function of the matching operation.
+// method, each running the matching operation. One function serves them
+// all, so that the protobuf and Connect code stays out of the five
+// functions of the HTTP API.
 func FlyteRoutes() []Route {
 	return []Route{
-		{http.MethodPost, FlyteService + "Get", OpGet, FunctionGet},
-		{http.MethodPost, FlyteService + "Put", OpPut, FunctionPut},
-		{http.MethodPost, FlyteService + "Delete", OpDelete, FunctionDelete},
-		{http.MethodPost, FlyteService + "GetOrExtendReservation", OpReserve, FunctionReserve},
-		{http.MethodPost, FlyteService + "ReleaseReservation", OpRelease, FunctionRelease},
+		{http.MethodPost, FlyteService + "Get", OpGet, FunctionFlyte},
+		{http.MethodPost, FlyteService + "Put", OpPut, FunctionFlyte},
+		{http.MethodPost, FlyteService + "Delete", OpDelete, FunctionFlyte},
+		{http.MethodPost, FlyteService + "GetOrExtendReservation", OpReserve, FunctionFlyte},
+		{http.MethodPost, FlyteService + "ReleaseReservation", OpRelease, FunctionFlyte},
 	}
 }
 
@@ -84,14 +86,18 @@ const (
 	FunctionDelete  = "delete"
 	FunctionReserve = "reserve"
 	FunctionRelease = "release"
+	// FunctionFlyte serves Flyte's cache service (FlyteRoutes), every
+	// operation of it.
+	FunctionFlyte = "flyte"
 )
 
 // Functions lists the Lambda functions.
 func Functions() []string {
-	return []string{FunctionGet, FunctionPut, FunctionDelete, FunctionReserve, FunctionRelease}
+	return []string{FunctionGet, FunctionPut, FunctionDelete, FunctionReserve, FunctionRelease, FunctionFlyte}
 }
 
-// FunctionOf returns the function serving op, or "" for an unknown op.
+// FunctionOf returns the function serving op over the HTTP API, or ""
+// for an unknown op.
 func FunctionOf(op string) string {
 	for _, r := range Routes() {
 		if r.Op == op {

@@ -1,9 +1,9 @@
 // Package flyte serves Flyte 2's cache service,
 // flyteidl2.cacheservice.v2.CacheService, over Stampede's manager: it
 // translates Flyte's messages to manager calls and back (docs/flyte.md has
-// the mapping table). The transport mounts it in the local server and in
-// the Lambda functions; the code under gen/ is generated from the .proto
-// files in proto/ (make generate).
+// the mapping table). Mount hands it to the transport, which serves it in
+// the local server and in the flyte Lambda function; the code under gen/ is
+// generated from the .proto files in proto/ (make generate).
 package flyte
 
 import (

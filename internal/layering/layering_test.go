@@ -168,3 +168,53 @@ func TestRulesCatchViolations(t *testing.T) {
 		}
 	}
 }
+
+// linkRule keeps a family of packages out of some Lambda functions'
+// binaries: what a function links it carries into every cold start.
+type linkRule struct {
+	what    string
+	matches func(importPath string) bool
+	// banned lists the functions (folders under functions/) that must
+	// not link it.
+	banned []string
+}
+
+var httpAPIFunctions = []string{"get", "put", "delete", "reserve", "release"}
+
+// linkRules: the protobuf and Connect code of Flyte's cache service lives
+// in the flyte function only; reserve and release never touch objects.
+var linkRules = []linkRule{
+	{"Flyte's protobuf and Connect code", prefixes("google.golang.org/protobuf", "connectrpc.com/connect", module+"/internal/flyte"), httpAPIFunctions},
+	{"the S3 SDK", prefixes("github.com/aws/aws-sdk-go-v2/service/s3", "github.com/aws/aws-sdk-go-v2/feature/s3"), []string{"reserve", "release"}},
+}
+
+// TestFunctionsLinkOnlyWhatTheyUse checks each function's transitive
+// dependencies against linkRules.
+func TestFunctionsLinkOnlyWhatTheyUse(t *testing.T) {
+	for _, rule := range linkRules {
+		for _, fn := range rule.banned {
+			out, err := exec.Command("go", "list", "-deps", module+"/functions/"+fn).Output()
+			if err != nil {
+				t.Fatalf("go list %s: %v", fn, err)
+			}
+			deps := strings.Fields(string(out))
+			if !slices.Contains(deps, module+"/internal/transport") {
+				t.Fatalf("functions/%s: go list found no transport among %d dependencies", fn, len(deps))
+			}
+			for _, d := range deps {
+				if rule.matches(d) {
+					t.Errorf("functions/%s links %s (%s)", fn, d, rule.what)
+					break
+				}
+			}
+		}
+	}
+	// The rule can fail: the flyte function does link Flyte's code.
+	out, err := exec.Command("go", "list", "-deps", module+"/functions/flyte").Output()
+	if err != nil {
+		t.Fatalf("go list flyte: %v", err)
+	}
+	if !slices.ContainsFunc(strings.Fields(string(out)), linkRules[0].matches) {
+		t.Error("functions/flyte links no protobuf: the rule's prefixes are stale")
+	}
+}

@@ -21,8 +21,8 @@ func (h *Handler) HandleHTTPAPI(ctx context.Context, ev events.APIGatewayV2HTTPR
 	if m, t, ok := strings.Cut(ev.RouteKey, " "); ok {
 		method, template = m, t
 	}
-	if path, ok := flytePath(template, ev.RawPath); ok {
-		return h.flyteHTTPAPI(ctx, ev, path)
+	if path, ok := h.rpcPath(template, ev.RawPath); ok {
+		return h.rpcHTTPAPI(ctx, ev, path)
 	}
 	query, qerr := url.ParseQuery(ev.RawQueryString)
 	header := make(http.Header, len(ev.Headers))
@@ -55,8 +55,8 @@ func (h *Handler) HandleREST(ctx context.Context, ev events.APIGatewayProxyReque
 // handleV1 serves a payload format 1.0 event. REST APIs keep the path's
 // percent-encoding (escaped); HTTP APIs sending format 1.0 decode it.
 func (h *Handler) handleV1(ctx context.Context, ev events.APIGatewayProxyRequest, escaped bool) events.APIGatewayProxyResponse {
-	if path, ok := flytePath(ev.Resource, ev.Path); ok {
-		return h.flyteV1(ctx, ev, path)
+	if path, ok := h.rpcPath(ev.Resource, ev.Path); ok {
+		return h.rpcV1(ctx, ev, path)
 	}
 	query := url.Values(ev.MultiValueQueryStringParameters)
 	if query == nil {
@@ -153,6 +153,11 @@ type routeInput struct {
 
 // route finds the operation and its target, then runs it.
 func (h *Handler) route(ctx context.Context, in routeInput) result {
+	if h.rpcOnly {
+		return h.serve(ctx, h.opOr(""), in.requestID, func(context.Context) result {
+			return failure(manager.Errorf(manager.CodeNotFound, "path: this function serves %s only; see docs/api.md", strings.Trim(h.rpc.Prefix(), "/")))
+		})
+	}
 	op, id, err := resolve(in)
 	if err != nil {
 		// Log under the function's own operation when the route is unknown.

@@ -95,7 +95,7 @@ func flyteHosts(t *testing.T) []*flyteHost {
 // does: HTTP/1.1 and h2c.
 func localFlyteServer(t *testing.T, mgr *manager.Manager) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewUnstartedServer(transport.NewRouter(mgr, transport.Options{Log: testLogger(t)}))
+	srv := httptest.NewUnstartedServer(transport.NewRouter(mgr, transport.Options{Log: testLogger(t), RPC: flyte.Mount(mgr)}))
 	srv.Config.Protocols = transport.LocalProtocols()
 	srv.Start()
 	t.Cleanup(srv.Close)
@@ -555,43 +555,62 @@ func testFlyteConnectJSONErrors(t *testing.T, h *flyteHost) {
 	}
 }
 
-// TestFlyteWrongFunction checks that a function answers only its own
-// method, as a misrouted stack would reveal.
-func TestFlyteWrongFunction(t *testing.T) {
+// TestFlyteHasItsOwnFunction checks that Flyte's cache service and the
+// HTTP API are served by different functions, as the stack routes them:
+// the functions of the HTTP API know no Flyte path, and the flyte function
+// answers nothing else.
+func TestFlyteHasItsOwnFunction(t *testing.T) {
 	mgr, _, _ := newManager(t)
-	fn := transport.NewFunction(mgr, transport.OpGet, transport.Options{Log: testLogger(t)})
-	ev := events.APIGatewayV2HTTPRequest{
-		Version: "2.0", RouteKey: "POST " + flyte.PutProcedure, RawPath: flyte.PutProcedure,
-		Headers: map[string]string{"content-type": "application/json"},
-		Body:    `{"baseRequest":{"key":"k","output":{"outputUri":"s3://bucket/x"}},"identifier":{"project":"ml","domain":"dev"}}`,
-		RequestContext: events.APIGatewayV2HTTPRequestContext{RequestID: "r1",
-			HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: http.MethodPost, Path: flyte.PutProcedure}},
+	ev := func(routeKey, path, body string) events.APIGatewayV2HTTPRequest {
+		method, _, _ := strings.Cut(routeKey, " ")
+		return events.APIGatewayV2HTTPRequest{
+			Version: "2.0", RouteKey: routeKey, RawPath: path,
+			Headers:        map[string]string{"content-type": "application/json"},
+			Body:           body,
+			PathParameters: map[string]string{"project": "ml", "domain": "dev", "key": "k"},
+			RequestContext: events.APIGatewayV2HTTPRequestContext{RequestID: "r1",
+				HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: method, Path: path}},
+		}
 	}
-	resp := fn.HandleHTTPAPI(context.Background(), ev)
-	if resp.StatusCode != http.StatusNotFound || !strings.Contains(resp.Body, `"code":"not_found"`) || !strings.Contains(resp.Body, "this function serves get, not put") {
-		t.Fatalf("put sent to the get function: %d %s", resp.StatusCode, resp.Body)
+	put := ev("POST "+flyte.PutProcedure, flyte.PutProcedure,
+		`{"baseRequest":{"key":"k","output":{"outputUri":"s3://bucket/x"}},"identifier":{"project":"ml","domain":"dev"}}`)
+	for _, op := range transport.Ops() {
+		fn := transport.NewFunction(mgr, op, transport.Options{Log: testLogger(t), RPC: flyte.Mount(mgr)})
+		resp := fn.HandleHTTPAPI(context.Background(), put)
+		if resp.StatusCode != http.StatusNotFound || !strings.Contains(resp.Body, `"code":"not_found"`) {
+			t.Errorf("a Flyte call sent to the %s function: %d %s", op, resp.StatusCode, resp.Body)
+		}
+	}
+	fn := transport.NewRPCFunction(flyte.Mount(mgr), transport.Options{Log: testLogger(t)})
+	get := ev("GET "+transport.CacheRoute, "/v1/projects/ml/domains/dev/cache/k", "")
+	resp := fn.HandleHTTPAPI(context.Background(), get)
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(resp.Body, "this function serves "+flyte.ServiceName+" only") {
+		t.Fatalf("an HTTP API get sent to the flyte function: %d %s", resp.StatusCode, resp.Body)
+	}
+	if _, err := fn.Invoke(context.Background(), json.RawMessage(`{"op":"get","project":"ml","domain":"dev","key":"k"}`)); err == nil {
+		t.Fatal("a direct invocation of the flyte function was served")
+	}
+	if resp := fn.HandleHTTPAPI(context.Background(), put); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the flyte function refused a put: %d %s", resp.StatusCode, resp.Body)
 	}
 }
 
 // apiGateway is an http.RoundTripper that does what API Gateway does with
-// the stack's Flyte routes: it routes each procedure to its function,
+// the stack's Flyte routes: it routes each procedure to the flyte function,
 // builds the event (HTTP API payload 2.0, or REST API payload 1.0 with
 // binary media types application/proto and application/grpc-web+proto),
 // invokes the function's Lambda entry point with the event as JSON and
 // turns the function's answer back into an HTTP response.
 type apiGateway struct {
-	t         *testing.T
-	rest      bool
-	functions map[transport.Op]*transport.Handler
-	requests  atomic.Int64
+	t        *testing.T
+	rest     bool
+	function *transport.Handler
+	requests atomic.Int64
 }
 
 func newAPIGateway(t *testing.T, mgr *manager.Manager, rest bool) *apiGateway {
-	gw := &apiGateway{t: t, rest: rest, functions: map[transport.Op]*transport.Handler{}}
-	for _, op := range transport.Ops() {
-		gw.functions[op] = transport.NewFunction(mgr, op, transport.Options{Log: testLogger(t), Metrics: true})
-	}
-	return gw
+	return &apiGateway{t: t, rest: rest,
+		function: transport.NewRPCFunction(flyte.Mount(mgr), transport.Options{Log: testLogger(t), Metrics: true})}
 }
 
 // binaryMediaType reports whether API Gateway passes a body of this type
@@ -610,9 +629,9 @@ func (g *apiGateway) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	var fn *transport.Handler
-	for _, r := range transport.FlyteRoutes() {
+	for _, r := range flyte.Routes() {
 		if r.Method == req.Method && r.Template == req.URL.Path {
-			fn = g.functions[r.Op]
+			fn = g.function
 		}
 	}
 	if fn == nil {

@@ -31,6 +31,9 @@ type Options struct {
 	// Metrics adds CloudWatch Embedded Metric Format fields to each log
 	// line (the Lambda functions turn it on).
 	Metrics bool
+	// RPC, when set, is served beside the HTTP API under its own path
+	// prefix (Flyte's cache service: flyte.Mount).
+	RPC RPCService
 }
 
 // Handler serves Stampede's operations.
@@ -42,12 +45,14 @@ type Handler struct {
 	// only, when set, is the one operation this handler serves (a Lambda
 	// function); the local server serves them all.
 	only Op
-	// flyte serves Flyte's cache service (flyte.go).
-	flyte http.Handler
+	// rpc serves the calls under its prefix (rpc.go); rpcOnly refuses the
+	// HTTP API's routes (the function of the RPC service).
+	rpc     RPCService
+	rpcOnly bool
 }
 
 func newHandler(mgr *manager.Manager, opts Options) *Handler {
-	h := &Handler{mgr: mgr, log: opts.Log, budget: opts.Budget, metrics: opts.Metrics, flyte: newFlyteHandler(mgr)}
+	h := &Handler{mgr: mgr, log: opts.Log, budget: opts.Budget, metrics: opts.Metrics, rpc: opts.RPC}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -57,14 +62,27 @@ func newHandler(mgr *manager.Manager, opts Options) *Handler {
 	return h
 }
 
-// NewFunction returns the handler of the Lambda function for op.
+// NewFunction returns the handler of the Lambda function for op over the
+// HTTP API and direct invocations. opts.RPC is ignored: the RPC service has
+// a function of its own (NewRPCFunction).
 func NewFunction(mgr *manager.Manager, op Op, opts Options) *Handler {
+	opts.RPC = nil
 	h := newHandler(mgr, opts)
 	h.only = op
 	return h
 }
 
-// NewRouter returns a handler serving every operation, for the local server.
+// NewRPCFunction returns the handler of the Lambda function serving svc,
+// every operation of it, and nothing else.
+func NewRPCFunction(svc RPCService, opts Options) *Handler {
+	opts.RPC = svc
+	h := newHandler(nil, opts)
+	h.rpcOnly = true
+	return h
+}
+
+// NewRouter returns a handler serving every operation, for the local
+// server, and opts.RPC beside them.
 func NewRouter(mgr *manager.Manager, opts Options) *Handler {
 	return newHandler(mgr, opts)
 }

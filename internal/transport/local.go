@@ -19,7 +19,7 @@ import (
 // the event API Gateway's HTTP API would send and runs it through the same
 // code as the Lambda functions.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h.serveFlyteHTTP(w, r) {
+	if h.serveRPCHTTP(w, r) {
 		return
 	}
 	ev := HTTPAPIEvent(r)
@@ -34,6 +34,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(resp.StatusCode)
 	_, _ = io.WriteString(w, resp.Body)
+}
+
+// LocalProtocols are the protocols of the local server: HTTP/1.1 and
+// unencrypted HTTP/2 (h2c), which gRPC needs.
+func LocalProtocols() *http.Protocols {
+	var p http.Protocols
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	return &p
 }
 
 // HTTPAPIEvent builds an API Gateway HTTP API (payload 2.0) event from r, as

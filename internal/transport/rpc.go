@@ -7,107 +7,95 @@ import (
 	"net/http"
 	"strings"
 
-	"connectrpc.com/connect"
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/stampede-cache/stampede/internal/flyte"
 	"github.com/stampede-cache/stampede/internal/manager"
 )
 
-// Flyte's cache service, flyteidl2.cacheservice.v2.CacheService, is served
-// beside the HTTP API: in the local server over Connect, gRPC and
-// gRPC-Web (HTTP/1.1 and h2c), and in the Lambda functions over Connect
-// unary and gRPC-Web through API Gateway events. Every call runs through
-// serve like any other request: the same budget, panic recovery, log line
-// and metrics, under the operation of its method.
-
-// FlyteRoutes lists the routes of Flyte's cache service and the operation
-// (the Lambda function) of each; the stack declares the same.
-func FlyteRoutes() []Route {
-	return []Route{
-		{http.MethodPost, flyte.GetProcedure, OpGet},
-		{http.MethodPost, flyte.PutProcedure, OpPut},
-		{http.MethodPost, flyte.DeleteProcedure, OpDelete},
-		{http.MethodPost, flyte.GetOrExtendReservationProcedure, OpReserve},
-		{http.MethodPost, flyte.ReleaseReservationProcedure, OpRelease},
-	}
+// An RPCService is a protocol served beside the HTTP API under a path
+// prefix of its own: Flyte's cache service (internal/flyte). The local
+// server and a function built by NewRPCFunction hand it the requests under
+// its prefix, each through serve like any other request: the same budget,
+// panic recovery, log line and metrics, under the operation of its
+// procedure. It is an interface so that the five functions of the HTTP API
+// do not link the service's protobuf and Connect code.
+type RPCService interface {
+	// Prefix is the path prefix of the service's procedures,
+	// "/package.Service/".
+	Prefix() string
+	// Op returns the operation a procedure path runs; false for a path
+	// that names no procedure.
+	Op(path string) (Op, bool)
+	// Serve answers r, whose context carries the request's budget, and
+	// gives its account of the call.
+	Serve(w http.ResponseWriter, r *http.Request) RPCCall
+	// WriteError answers r with err in the service's own protocol, for a
+	// request refused before Serve saw it.
+	WriteError(w http.ResponseWriter, r *http.Request, err error)
 }
 
-// newFlyteHandler returns the Connect handler of Flyte's cache service.
-func newFlyteHandler(mgr *manager.Manager) http.Handler {
-	_, h := flyte.NewHandler(mgr,
-		connect.WithReadMaxBytes(MaxBodyBytes),
-		// Answers are a few hundred bytes: not worth compressing.
-		connect.WithCompressMinBytes(4<<10),
-	)
-	return h
+// RPCCall is a service's account of one call, for the request's log line
+// and metrics.
+type RPCCall struct {
+	// Served is false when the service's protocol layer answered by itself
+	// (an unknown procedure, a request it could not decode).
+	Served bool
+	// ID and OwnerID name the key and owner, once known.
+	ID      *manager.ID
+	OwnerID string
+	// Outcome names what happened (hit, miss, created, acquired, ...).
+	Outcome string
+	// Err is the failure, with its cause (for the log only); Warning a
+	// failure after the call succeeded.
+	Err, Warning error
 }
 
-// LocalProtocols are the protocols of the local server: HTTP/1.1 and
-// unencrypted HTTP/2 (h2c), which gRPC needs.
-func LocalProtocols() *http.Protocols {
-	var p http.Protocols
-	p.SetHTTP1(true)
-	p.SetUnencryptedHTTP2(true)
-	return &p
-}
-
-// flytePath returns the procedure path of an API Gateway request for
-// Flyte's cache service: the matched route's template, or the path when a
+// rpcPath returns the procedure path of an API Gateway request for the
+// handler's RPC service: the matched route's template, or the path when a
 // $default or {proxy+} route matched.
-func flytePath(template, path string) (string, bool) {
+func (h *Handler) rpcPath(template, path string) (string, bool) {
+	if h.rpc == nil {
+		return "", false
+	}
 	for _, p := range []string{template, path} {
-		if strings.HasPrefix(p, flyte.PathPrefix) {
+		if strings.HasPrefix(p, h.rpc.Prefix()) {
 			return p, true
 		}
 	}
 	return "", false
 }
 
-// flyteOp returns the operation of a procedure path.
-func flyteOp(path string) (Op, bool) {
-	for _, r := range FlyteRoutes() {
-		if r.Template == path {
-			return r.Op, true
-		}
-	}
-	return "", false
-}
-
-// serveFlyteHTTP serves r when it is a call of Flyte's cache service (the
-// local server) and reports whether it was.
-func (h *Handler) serveFlyteHTTP(w http.ResponseWriter, r *http.Request) bool {
-	if !strings.HasPrefix(r.URL.Path, flyte.PathPrefix) {
+// serveRPCHTTP serves r when it is a call of the RPC service (the local
+// server) and reports whether it was.
+func (h *Handler) serveRPCHTTP(w http.ResponseWriter, r *http.Request) bool {
+	if _, ok := h.rpcPath("", r.URL.Path); !ok {
 		return false
 	}
-	h.serveFlyte(w, r, newRequestID())
+	h.serveRPC(w, r, newRequestID())
 	return true
 }
 
-// serveFlyte serves one call of Flyte's cache service through serve.
-func (h *Handler) serveFlyte(w http.ResponseWriter, r *http.Request, requestID string) {
-	op, _ := flyteOp(r.URL.Path)
+// serveRPC serves one call of the RPC service through serve.
+func (h *Handler) serveRPC(w http.ResponseWriter, r *http.Request, requestID string) {
+	op, _ := h.rpc.Op(r.URL.Path)
 	w.Header().Set(RequestIDHeader, requestID)
 	rec := &statusRecorder{ResponseWriter: w}
 	answered := false
 	res := h.serve(r.Context(), h.opOr(op), requestID, func(ctx context.Context) result {
-		call := &flyte.Call{}
-		h.flyte.ServeHTTP(rec, r.WithContext(flyte.WithCall(ctx, call)))
+		call := h.rpc.Serve(rec, r.WithContext(ctx))
 		answered = true
-		return flyteResult(call, rec.status)
+		return rpcResult(call, rec.status)
 	})
 	if !answered && rec.status == 0 {
-		// serve refused the call (a method routed to the wrong function) or
-		// the handler panicked before writing anything.
-		_ = connect.NewErrorWriter().Write(w, r, flyte.ConnectError(res.err))
+		// serve refused the call (a procedure routed to the wrong
+		// function) or the service panicked before writing anything.
+		h.rpc.WriteError(w, r, res.err)
 	}
 }
 
-// flyteResult is the log line's view of a call.
-func flyteResult(call *flyte.Call, status int) result {
+// rpcResult is the log line's view of a call.
+func rpcResult(call RPCCall, status int) result {
 	if !call.Served {
-		// Connect answered by itself: an unknown procedure, or a request it
-		// could not decode.
 		code := manager.CodeInvalidArgument
 		switch status {
 		case http.StatusNotFound:
@@ -115,7 +103,7 @@ func flyteResult(call *flyte.Call, status int) result {
 		case http.StatusTooManyRequests:
 			code = manager.CodePayloadTooLarge
 		}
-		return failure(manager.Errorf(code, "body: not a valid call of %s (HTTP %d)", flyte.ServiceName, max(status, http.StatusOK)))
+		return failure(manager.Errorf(code, "body: not a valid call of the service (HTTP %d)", max(status, http.StatusOK)))
 	}
 	r := result{status: http.StatusOK, outcome: call.Outcome, err: call.Err, warning: call.Warning}
 	if call.ID != nil {
@@ -157,10 +145,10 @@ func (w *statusRecorder) Flush() {
 // Unwrap gives http.ResponseController the underlying writer.
 func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// flyteRequest builds the HTTP request an API Gateway event carries for
-// Flyte's cache service. Response compression is not offered: API Gateway
+// rpcRequest builds the HTTP request an API Gateway event carries for
+// the RPC service. Response compression is not offered: API Gateway
 // would have to pass a compressed JSON answer as binary.
-func flyteRequest(ctx context.Context, method, path string, header http.Header, body string, isBase64 bool) (*http.Request, error) {
+func rpcRequest(ctx context.Context, method, path string, header http.Header, body string, isBase64 bool) (*http.Request, error) {
 	data := []byte(body)
 	if isBase64 {
 		var err error
@@ -226,32 +214,31 @@ func (b *bufferedResponse) eventBody() (string, bool) {
 	return base64.StdEncoding.EncodeToString(b.body.Bytes()), true
 }
 
-// serveFlyteEvent runs one API Gateway event for Flyte's cache service.
-func (h *Handler) serveFlyteEvent(ctx context.Context, method, path string, header http.Header, body string, isBase64 bool, requestID string) *bufferedResponse {
+// serveRPCEvent runs one API Gateway event for the RPC service.
+func (h *Handler) serveRPCEvent(ctx context.Context, method, path string, header http.Header, body string, isBase64 bool, requestID string) *bufferedResponse {
 	resp := newBufferedResponse()
-	r, err := flyteRequest(ctx, method, path, header, body, isBase64)
+	r, err := rpcRequest(ctx, method, path, header, body, isBase64)
 	if err != nil {
-		op, _ := flyteOp(path)
+		op, _ := h.rpc.Op(path)
 		res := h.serve(ctx, h.opOr(op), requestID, func(context.Context) result { return failure(err) })
 		resp.header.Set(RequestIDHeader, requestID)
-		// The request could not be rebuilt: answer in the Connect protocol.
+		// The request could not be rebuilt: answer in the service's protocol.
 		errorRequest, _ := http.NewRequestWithContext(ctx, method, "/", nil)
 		errorRequest.Header = header
-		_ = connect.NewErrorWriter().Write(resp, errorRequest, flyte.ConnectError(res.err))
+		h.rpc.WriteError(resp, errorRequest, res.err)
 		return resp
 	}
-	h.serveFlyte(resp, r, requestID)
+	h.serveRPC(resp, r, requestID)
 	return resp
 }
 
-// flyteHTTPAPI answers an HTTP API (payload 2.0) event for Flyte's cache
-// service.
-func (h *Handler) flyteHTTPAPI(ctx context.Context, ev events.APIGatewayV2HTTPRequest, path string) events.APIGatewayV2HTTPResponse {
+// rpcHTTPAPI answers an HTTP API (payload 2.0) event for the RPC service.
+func (h *Handler) rpcHTTPAPI(ctx context.Context, ev events.APIGatewayV2HTTPRequest, path string) events.APIGatewayV2HTTPResponse {
 	header := make(http.Header, len(ev.Headers))
 	for k, v := range ev.Headers {
 		header.Set(k, v)
 	}
-	resp := h.serveFlyteEvent(ctx, ev.RequestContext.HTTP.Method, path, header, ev.Body, ev.IsBase64Encoded, ev.RequestContext.RequestID)
+	resp := h.serveRPCEvent(ctx, ev.RequestContext.HTTP.Method, path, header, ev.Body, ev.IsBase64Encoded, ev.RequestContext.RequestID)
 	body, isBase64 := resp.eventBody()
 	headers := make(map[string]string, len(resp.header))
 	for k, vs := range resp.header {
@@ -260,8 +247,8 @@ func (h *Handler) flyteHTTPAPI(ctx context.Context, ev events.APIGatewayV2HTTPRe
 	return events.APIGatewayV2HTTPResponse{StatusCode: resp.statusCode(), Headers: headers, Body: body, IsBase64Encoded: isBase64}
 }
 
-// flyteV1 answers a payload 1.0 (REST API) event for Flyte's cache service.
-func (h *Handler) flyteV1(ctx context.Context, ev events.APIGatewayProxyRequest, path string) events.APIGatewayProxyResponse {
+// rpcV1 answers a payload 1.0 (REST API) event for the RPC service.
+func (h *Handler) rpcV1(ctx context.Context, ev events.APIGatewayProxyRequest, path string) events.APIGatewayProxyResponse {
 	header := make(http.Header, len(ev.Headers))
 	for k, v := range ev.Headers {
 		header.Set(k, v)
@@ -269,7 +256,7 @@ func (h *Handler) flyteV1(ctx context.Context, ev events.APIGatewayProxyRequest,
 	for k, vs := range ev.MultiValueHeaders {
 		header[http.CanonicalHeaderKey(k)] = vs
 	}
-	resp := h.serveFlyteEvent(ctx, ev.HTTPMethod, path, header, ev.Body, ev.IsBase64Encoded, ev.RequestContext.RequestID)
+	resp := h.serveRPCEvent(ctx, ev.HTTPMethod, path, header, ev.Body, ev.IsBase64Encoded, ev.RequestContext.RequestID)
 	body, isBase64 := resp.eventBody()
 	return events.APIGatewayProxyResponse{StatusCode: resp.statusCode(), MultiValueHeaders: resp.header, Body: body, IsBase64Encoded: isBase64}
 }
