@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -100,13 +101,29 @@ func Load(ctx context.Context, local bool) (aws.Config, error) {
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
 	}
-	// Frozen, the client is built once (AWS_CA_BUNDLE included) and shared
-	// by every service client, which would otherwise each copy it and
-	// apply the SDK's defaults mode over these timeouts.
 	if b, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
-		cfg.HTTPClient = b.Freeze()
+		cfg.HTTPClient = &frozenOnFirstUse{buildable: b}
 	}
 	return cfg, nil
+}
+
+// frozenOnFirstUse is the process's one HTTP client, built (frozen) when
+// the first request needs it. Frozen, it is built once (AWS_CA_BUNDLE's
+// certificates parsed once) and shared by every service client, which
+// would otherwise each copy a BuildableClient and apply the SDK's defaults
+// mode over these timeouts. Built on first use, a Lambda function's init
+// does not parse the bundle: its first request does, as the SDK's own
+// default client does.
+type frozenOnFirstUse struct {
+	buildable *awshttp.BuildableClient
+	once      sync.Once
+	client    aws.HTTPClient
+}
+
+// Do sends req on the frozen client.
+func (c *frozenOnFirstUse) Do(req *http.Request) (*http.Response, error) {
+	c.once.Do(func() { c.client = c.buildable.Freeze() })
+	return c.client.Do(req)
 }
 
 // LocalDefaults fills in what a local endpoint (DynamoDB Local, gofakes3,

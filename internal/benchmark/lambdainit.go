@@ -45,15 +45,19 @@ type LambdaOptions struct {
 const (
 	floorPackage = "./internal/benchmark/testdata/floor/dynamodb"
 	helloPackage = "./internal/benchmark/testdata/floor/hello"
-	floorName    = "dynamodb"
-	helloName    = "hello"
+	// requestFloorPackage is the floor plus one UpdateItem per invocation:
+	// what any function that sends a request must link.
+	requestFloorPackage = "./internal/benchmark/testdata/floor/request"
+	floorName           = "dynamodb"
+	helloName           = "hello"
 )
 
 // InitResult is one binary's start-up.
 type InitResult struct {
 	Name string `json:"name"`
-	// Kind is function, floor (hello + AWS config + DynamoDB client) or
-	// hello (bare aws-lambda-go).
+	// Kind is function, floor (hello + AWS config + DynamoDB client),
+	// request floor (the floor sending one UpdateItem) or hello (bare
+	// aws-lambda-go).
 	Kind      string `json:"kind"`
 	SizeBytes int64  `json:"size_bytes"`
 	// Init is the median from process start to its first Runtime API
@@ -89,7 +93,7 @@ func (b *bench) runLambdaInit(ctx context.Context, o LambdaOptions) (LambdaResul
 			return res, err
 		}
 	}
-	pkgs := append(append([]string{}, functions...), floorPackage, helloPackage)
+	pkgs := append(append([]string{}, functions...), floorPackage, requestFloorPackage, helloPackage)
 	b.logf("lambda: building %d binaries for linux/%s", len(pkgs), runtime.GOARCH)
 	if err := buildLambda(ctx, o.RepoDir, dir, pkgs); err != nil {
 		return res, err
@@ -142,6 +146,8 @@ func (b *bench) runLambdaInit(ctx context.Context, o LambdaOptions) (LambdaResul
 		switch pkgs[i] {
 		case floorPackage:
 			kind = "floor"
+		case requestFloorPackage:
+			kind = "request floor"
 		case helloPackage:
 			kind = "hello"
 		}
