@@ -95,8 +95,8 @@ func TestLambdaInitSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := rep.Lambda
-	if l == nil || len(l.Binaries) != 3 {
-		t.Fatalf("want get, the floor and hello, got %+v", l)
+	if l == nil || len(l.Binaries) != 4 {
+		t.Fatalf("want get, the floor, the request floor and hello, got %+v", l)
 	}
 	kinds := map[string]bool{}
 	for _, b := range l.Binaries {
@@ -105,7 +105,7 @@ func TestLambdaInitSmoke(t *testing.T) {
 			t.Errorf("%s: missing figures: %+v", b.Name, b)
 		}
 	}
-	if !kinds["function"] || !kinds["floor"] || !kinds["hello"] {
+	if !kinds["function"] || !kinds["floor"] || !kinds["request floor"] || !kinds["hello"] {
 		t.Errorf("kinds: %v", kinds)
 	}
 	checkWritten(t, rep, "## 4.")
