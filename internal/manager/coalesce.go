@@ -62,20 +62,25 @@ func (m *Manager) strongRead(ctx context.Context, id ID) (*Entry, error) {
 	}
 	kr := g.keys[id]
 	if kr == nil {
-		kr = &keyReads{}
-		g.keys[id] = kr
+		// No read of the key in flight: the caller reads in its own
+		// goroutine, on its own context. Nobody can share this read (later
+		// callers queue for the next), so the common case, a key nobody
+		// else is reading, costs no goroutine and no channel.
+		g.keys[id] = &keyReads{inFlight: true}
+		g.mu.Unlock()
+		e, err := m.store.GetEntry(ctx, id, true)
+		m.finishRead(id)
+		if err != nil && ctx.Err() != nil {
+			return nil, outOfTime(ctx.Err())
+		}
+		return e, err
 	}
 	s := kr.next
 	if s == nil {
 		s = &sharedRead{done: make(chan struct{})}
+		kr.next = s
 	}
 	s.join(ctx)
-	if kr.inFlight {
-		kr.next = s
-	} else {
-		kr.inFlight = true
-		m.startRead(ctx, id, s)
-	}
 	g.mu.Unlock()
 
 	select {
@@ -98,40 +103,43 @@ func outOfTime(err error) error {
 	return &Error{Code: CodeUnavailable, Message: "the request ran out of time; retry", Err: err}
 }
 
-// startRead runs s. Called with the group locked; s takes no more callers.
-// Its context carries no caller's cancellation (one caller giving up must
-// not fail the others) but the latest of their deadlines, and it is
-// cancelled when every caller has given up.
-func (m *Manager) startRead(parent context.Context, id ID, s *sharedRead) {
-	base := context.WithoutCancel(parent)
+// startRead runs s, the read queued behind the one that just finished.
+// Called with the group locked; s takes no more callers. Its context
+// carries no caller's cancellation (one caller giving up must not fail the
+// others) but the latest of their deadlines, and it is cancelled when every
+// caller has given up.
+func (m *Manager) startRead(id ID, s *sharedRead) {
 	var ctx context.Context
 	if s.noLimit {
-		ctx, s.cancel = context.WithCancel(base)
+		ctx, s.cancel = context.WithCancel(context.Background())
 	} else {
-		ctx, s.cancel = context.WithDeadline(base, s.deadline)
+		ctx, s.cancel = context.WithDeadline(context.Background(), s.deadline)
 	}
 	go func() {
 		e, err := m.store.GetEntry(ctx, id, true)
 		s.cancel()
-		m.finishRead(id, s, e, err)
+		m.finishRead(id)
+		s.entry, s.err = e, err
+		close(s.done)
 	}()
 }
 
-// finishRead publishes s's answer and starts the queued read, if any.
-func (m *Manager) finishRead(id ID, s *sharedRead, e *Entry, err error) {
+// finishRead ends the key's read in flight and starts the queued read, if
+// anyone still waits for it.
+func (m *Manager) finishRead(id ID) {
 	g := &m.group
 	g.mu.Lock()
+	defer g.mu.Unlock()
 	kr := g.keys[id]
-	if next := kr.next; next != nil && next.waiters > 0 {
-		kr.next = nil
-		m.startRead(context.Background(), id, next)
-	} else {
-		if next != nil {
-			close(next.done) // every caller gave up before it started
-		}
+	next := kr.next
+	kr.next = nil
+	switch {
+	case next != nil && next.waiters > 0:
+		m.startRead(id, next)
+	case next != nil:
+		close(next.done) // every caller gave up before it started
+		delete(g.keys, id)
+	default:
 		delete(g.keys, id)
 	}
-	g.mu.Unlock()
-	s.entry, s.err = e, err
-	close(s.done)
 }

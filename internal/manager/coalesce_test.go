@@ -234,3 +234,69 @@ func TestCoalescedReadsAreLinearizable(t *testing.T) {
 	t.Logf("%d reads and %d writes linearizable; %.3f DynamoDB requests per operation", reads.Load(), writes,
 		float64(counter.Total())/float64(reads.Load()+writes))
 }
+
+// cancellableGate is gatedStore for a read whose caller may give up: it
+// holds the answer until released or until the read's context ends, as
+// the SDK does.
+type cancellableGate struct {
+	manager.Store
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *cancellableGate) GetEntry(ctx context.Context, id manager.ID, consistent bool) (*manager.Entry, error) {
+	e, err := g.Store.GetEntry(ctx, id, consistent)
+	g.entered <- struct{}{}
+	select {
+	case <-g.release:
+		return e, err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// The first reader of a key reads on its own context; when it gives up,
+// the readers queued behind it still get the next read.
+func TestALeaderGivingUpDoesNotStrandItsFollowers(t *testing.T) {
+	store, _ := testenv.Store(t)
+	gate := &cancellableGate{Store: store, entered: make(chan struct{}, 16), release: make(chan struct{})}
+	mgr, _ := manager.New(gate, manager.Config{})
+	leaderCtx, cancel := context.WithCancel(context.Background())
+	leader := make(chan error, 1)
+	go func() {
+		_, err := mgr.Get(leaderCtx, id("k"), manager.GetOptions{})
+		leader <- err
+	}()
+	<-gate.entered
+	const followers = 5
+	answers := make(chan error, followers)
+	for range followers {
+		go func() {
+			_, err := mgr.Get(context.Background(), id("k"), manager.GetOptions{})
+			answers <- err
+		}()
+	}
+	time.Sleep(100 * time.Millisecond) // let them queue behind the leader's read
+	cancel()
+	if err := <-leader; manager.ErrorCode(err) != manager.CodeUnavailable {
+		t.Fatalf("the leader that gave up: %v", err)
+	}
+	// Release every read from now on: a follower that had not queued yet
+	// when the leader gave up reads on its own, which is as correct.
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			select {
+			case gate.release <- struct{}{}:
+			case <-done:
+				return
+			}
+		}
+	}()
+	for range followers {
+		if err := <-answers; manager.ErrorCode(err) != manager.CodeNotFound {
+			t.Fatalf("a follower: %v, want not_found", err)
+		}
+	}
+}
