@@ -353,6 +353,11 @@ func (g *getOrCompute) leadCall(ctx context.Context, call *localCall) (*Entry, e
 		if res.Acquired {
 			return g.hold(ctx, res)
 		}
+		if g.usable(res.Entry) {
+			// The holder stored its result since our first look.
+			g.emit(Event{Kind: EventHit, Entry: res.Entry, Waited: g.waited})
+			return res.Entry, nil
+		}
 		e, err := g.wait(ctx, res.Reservation, sent, time.Now())
 		if err != nil || e != nil {
 			return e, err
@@ -392,11 +397,15 @@ func (g *getOrCompute) follow(ctx context.Context, call *localCall) (*Entry, err
 func (g *getOrCompute) hold(ctx context.Context, res *ReserveResult) (*Entry, error) {
 	g.call.setHolder(res.Reservation, time.Now())
 	// The previous holder may have stored its result and released between
-	// our get and our reserve: look once more.
-	e, err := g.get(ctx)
-	if err != nil {
-		g.release(ctx)
-		return nil, err
+	// our get and our reserve: the reserve's answer says (an older service
+	// does not, and then we look once more).
+	e := res.Entry
+	if !res.EntryKnown {
+		var err error
+		if e, err = g.get(ctx); err != nil {
+			g.release(ctx)
+			return nil, err
+		}
 	}
 	if g.usable(e) {
 		g.release(ctx)

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -683,5 +685,66 @@ func TestGetOrComputeFollowersShareOverwrite(t *testing.T) {
 	}
 	if n := computed.Load(); n != 1 {
 		t.Fatalf("recomputed %d times, want 1", n)
+	}
+}
+
+// putBetween is an http.RoundTripper that, after the first cache miss it
+// carries, stores an entry through another client before handing the miss
+// back: a holder that finished between the caller's get and its reserve.
+type putBetween struct {
+	t      *testing.T
+	other  *client.Client
+	key    string
+	once   sync.Once
+	sent   []string
+	sentMu sync.Mutex
+}
+
+func (p *putBetween) RoundTrip(r *http.Request) (*http.Response, error) {
+	p.sentMu.Lock()
+	p.sent = append(p.sent, r.Method+" "+strings.SplitN(strings.TrimPrefix(r.URL.Path, "/v1/projects/proj/domains/dev/"), "/", 2)[0])
+	p.sentMu.Unlock()
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err == nil && r.Method == http.MethodGet && resp.StatusCode == http.StatusNotFound {
+		p.once.Do(func() {
+			if _, err := p.other.Put(r.Context(), scope, p.key, client.PutRequest{OutputURI: "s3://bucket/between"}); err != nil {
+				p.t.Errorf("the put in between: %v", err)
+			}
+		})
+	}
+	return resp, err
+}
+
+// TestGetOrComputeTakesTheEntryFromTheReserve: the reserve's answer
+// carries the key's live entry, so a result stored between the caller's
+// get and its reserve is returned without computing and without another
+// get; a lone caller on a fresh key sends get, reserve, put.
+func TestGetOrComputeTakesTheEntryFromTheReserve(t *testing.T) {
+	t.Parallel()
+	url := newServer(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	between := &putBetween{t: t, other: newClient(t, url), key: "landed/between"}
+	c := newClient(t, url, client.WithHTTPClient(&http.Client{Transport: between}))
+	e, err := c.GetOrCompute(ctx, scope, "landed/between", func(context.Context) (client.ComputeResult, error) {
+		t.Error("computed although the entry was there")
+		return client.ComputeResult{}, nil
+	})
+	if err != nil || e.OutputURI != "s3://bucket/between" {
+		t.Fatalf("GetOrCompute = %+v, %v", e, err)
+	}
+	if want := []string{"GET cache", "POST reservations", "DELETE reservations"}; !slices.Equal(between.sent, want) {
+		t.Fatalf("requests %v, want %v", between.sent, want)
+	}
+
+	lone := &putBetween{t: t, key: "unrelated"}
+	lone.once.Do(func() {}) // never puts
+	c = newClient(t, url, client.WithHTTPClient(&http.Client{Transport: lone}))
+	if _, err := c.GetOrCompute(ctx, scope, "fresh/key", result("s3://bucket/fresh")); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"GET cache", "POST reservations", "PUT cache"}; !slices.Equal(lone.sent, want) {
+		t.Fatalf("requests %v, want %v", lone.sent, want)
 	}
 }

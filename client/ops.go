@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -370,9 +371,23 @@ func (c *Client) Reserve(ctx context.Context, s Scope, key string, in ReserveReq
 	// The lease is counted from before the request left, never from when
 	// the answer arrived.
 	sent := time.Now()
-	var res ReserveResult
-	if _, err := c.call(ctx, request{method: http.MethodPost, path: path, header: header, body: data}, &res); err != nil {
+	// The entry field is decoded apart, to tell null (no entry) from
+	// absent (a service older than the field).
+	var answer struct {
+		ReserveResult
+		Entry json.RawMessage `json:"entry"`
+	}
+	if _, err := c.call(ctx, request{method: http.MethodPost, path: path, header: header, body: data}, &answer); err != nil {
 		return nil, err
+	}
+	res := answer.ReserveResult
+	if answer.Entry != nil {
+		res.EntryKnown = true
+		if string(answer.Entry) != "null" {
+			if err := json.Unmarshal(answer.Entry, &res.Entry); err != nil {
+				return nil, fmt.Errorf("stampede: reserve: decode the entry: %w", err)
+			}
+		}
 	}
 	res.sent = sent
 	if res.Acquired {

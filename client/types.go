@@ -204,6 +204,14 @@ type ReserveResult struct {
 	Acquired bool `json:"acquired"`
 	// Reservation is the caller's when Acquired, else the current holder's.
 	Reservation Reservation `json:"reservation"`
+	// Entry is the key's live entry when the reservation was decided (from
+	// the same write: no extra request), nil when there was none or the
+	// service is older than the field (EntryKnown).
+	Entry *Entry `json:"entry"`
+	// EntryKnown is true when the service reported the entry (nil
+	// included); an older service does not, and then a nil Entry says
+	// nothing.
+	EntryKnown bool `json:"-"`
 	// LeaseDeadline, when Acquired, is the instant (this client's clock)
 	// until which the caller can count on holding the reservation: counted
 	// from when the request was sent, never from when the answer arrived

@@ -142,7 +142,8 @@ func freeFor(r *record, a manager.Acquisition) bool {
 }
 
 // acquired rebuilds the caller's reservation from the item before the
-// write, exactly as the update computed it.
+// write, exactly as the update computed it. A reservation leaves the entry
+// alone, so the item's entry before the write is its entry after.
 func acquired(a manager.Acquisition, before *record) manager.AcquireOutcome {
 	fence := a.FenceBase + 1
 	if before != nil && before.Fence != nil {
@@ -151,9 +152,14 @@ func acquired(a manager.Acquisition, before *record) manager.AcquireOutcome {
 			fence = *before.Fence
 		}
 	}
+	var entry *manager.Entry
+	if before != nil {
+		entry = before.entry()
+	}
 	return manager.AcquireOutcome{
 		Acquired: true,
 		TookOver: before != nil && before.OwnerID != nil && *before.OwnerID != a.OwnerID,
+		Entry:    entry,
 		Reservation: manager.Reservation{
 			ID:                a.ID,
 			OwnerID:           a.OwnerID,
@@ -169,5 +175,5 @@ func contended(a manager.Acquisition, item *record) (manager.AcquireOutcome, err
 	if item == nil || item.reservation() == nil {
 		return manager.AcquireOutcome{}, fmt.Errorf("reserve %s: no reservation in the returned item", partitionKey(a.ID))
 	}
-	return manager.AcquireOutcome{Reservation: *item.reservation()}, nil
+	return manager.AcquireOutcome{Reservation: *item.reservation(), Entry: item.entry()}, nil
 }

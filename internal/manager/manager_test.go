@@ -494,3 +494,56 @@ func TestOrgsNeverCollideWithTheDefaultScope(t *testing.T) {
 		t.Fatal(e)
 	}
 }
+
+// A reservation's answer carries the key's live entry from the same write,
+// so a caller about to compute sees a result that landed since it looked.
+func TestReserveReportsTheLiveEntry(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		entry     bool          // put an entry first
+		ttl       int64         // its lifetime in seconds (0: none)
+		later     time.Duration // time passed before the reserve
+		held      bool          // another owner holds the key
+		wantEntry bool
+	}{
+		{name: "no entry"},
+		{name: "live entry, acquired", entry: true, wantEntry: true},
+		{name: "live entry, contended", entry: true, held: true, wantEntry: true},
+		{name: "expired entry", entry: true, ttl: 60, later: 2 * time.Minute},
+		{name: "contended, no entry", held: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			ctx := context.Background()
+			if tt.entry {
+				req := manager.PutRequest{OutputURI: "s3://bucket/out"}
+				if tt.ttl > 0 {
+					req.TTLSeconds = ptr(tt.ttl)
+				}
+				if _, err := f.mgr.Put(ctx, id("k"), req); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.clock.Advance(tt.later)
+			if tt.held {
+				if r, err := f.mgr.Reserve(ctx, id("k"), manager.ReserveRequest{OwnerID: "holder"}); err != nil || !r.Acquired {
+					t.Fatalf("holder's reserve = %+v, %v", r, err)
+				}
+			}
+			before := f.counter.Total()
+			r, err := f.mgr.Reserve(ctx, id("k"), manager.ReserveRequest{OwnerID: "caller"})
+			if err != nil || r.Acquired == tt.held {
+				t.Fatalf("reserve = %+v, %v", r, err)
+			}
+			if n := f.counter.Total() - before; n != 1 {
+				t.Fatalf("%d DynamoDB requests, want 1", n)
+			}
+			if got := r.Entry != nil; got != tt.wantEntry {
+				t.Fatalf("entry = %+v, want one: %v", r.Entry, tt.wantEntry)
+			}
+			if tt.wantEntry && (r.Entry.OutputURI != "s3://bucket/out" || r.Entry.ID != id("k")) {
+				t.Fatalf("entry = %+v", r.Entry)
+			}
+		})
+	}
+}

@@ -22,6 +22,10 @@ type ReserveResult struct {
 	// TookOver is true when the caller replaced an owner whose reservation
 	// had expired.
 	TookOver bool
+	// Entry is the key's live entry when the reservation was decided, nil
+	// when there was none: a caller about to compute finds a result that
+	// landed since it last looked without another read.
+	Entry *Entry
 }
 
 // Reserve gets or extends the reservation of id for req.OwnerID in one
@@ -60,6 +64,9 @@ func (m *Manager) Reserve(ctx context.Context, id ID, req ReserveRequest) (Reser
 	}
 	if out.Acquired && !exp.After(m.clock()) {
 		return ReserveResult{}, Errorf(CodeUnavailable, "the reservation was granted too late to be of use (the store answered after the lease ran out); retry")
+	}
+	if out.Entry != nil && !out.Entry.LiveAt(now) {
+		out.Entry = nil
 	}
 	return ReserveResult(out), nil
 }

@@ -189,6 +189,9 @@ type AcquireOutcome struct {
 	// TookOver is true when the caller replaced another owner whose
 	// reservation had expired.
 	TookOver bool
+	// Entry is the key's entry when the write was decided (the same
+	// returned item: no extra request), live or not; nil when none.
+	Entry *Entry
 }
 
 // ReservationRelease is one release, with the policy decided.

@@ -112,6 +112,10 @@ type deleteResultJSON struct {
 type reserveResultJSON struct {
 	Acquired    bool            `json:"acquired"`
 	Reservation reservationJSON `json:"reservation"`
+	// Entry is the key's live entry when the reservation was decided; null
+	// (always present, so that a client can tell this service knows the
+	// field) when there was none.
+	Entry *entryJSON `json:"entry"`
 }
 
 // inspectResultJSON answers GET …/reservations/{key}; over HTTP a free key

@@ -211,7 +211,7 @@ func (h *Handler) reserve(ctx context.Context, id manager.ID, b reserveBody) res
 	}
 	return result{
 		status:  http.StatusOK,
-		body:    reserveResultJSON{Acquired: res.Acquired, Reservation: *toReservationJSON(&res.Reservation)},
+		body:    reserveResultJSON{Acquired: res.Acquired, Reservation: *toReservationJSON(&res.Reservation), Entry: toEntryJSON(res.Entry)},
 		outcome: outcome,
 	}.about(id, *b.OwnerID)
 }

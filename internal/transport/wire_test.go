@@ -36,7 +36,8 @@ func TestClientSpeaksTheWireFormat(t *testing.T) {
 	}{
 		{"entry", entry, new(client.Entry)},
 		{"reservation", reservation, new(client.Reservation)},
-		{"reserve result", reserveResultJSON{Acquired: true, Reservation: *reservation}, new(client.ReserveResult)},
+		{"reserve result", reserveResultJSON{Acquired: true, Reservation: *reservation, Entry: entry}, new(client.ReserveResult)},
+		{"reserve result without an entry", reserveResultJSON{Reservation: *reservation}, new(client.ReserveResult)},
 	} {
 		want, err := json.Marshal(tt.wire)
 		if err != nil {
