@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/stampede-cache/stampede/infra/stack"
 )
 
 func TestMain(m *testing.M) {
@@ -20,11 +22,11 @@ func TestMain(m *testing.M) {
 // AWS credentials) and checks the template it writes.
 func TestSynthesizeOffline(t *testing.T) {
 	assets := t.TempDir()
-	for _, fn := range []string{"get", "put", "delete", "reserve", "release"} {
-		if err := os.MkdirAll(filepath.Join(assets, fn), 0o755); err != nil {
+	for _, f := range stack.Functions() {
+		if err := os.MkdirAll(filepath.Join(assets, f.Name), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(assets, fn, "bootstrap"), []byte(fn), 0o755); err != nil {
+		if err := os.WriteFile(filepath.Join(assets, f.Name, "bootstrap"), []byte(f.Name), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -50,15 +52,17 @@ func TestSynthesizeOffline(t *testing.T) {
 	for _, r := range tpl.Resources {
 		types[r.Type]++
 	}
-	if types["AWS::Lambda::Function"] != 5 || types["AWS::ApiGateway::RestApi"] != 1 {
+	if types["AWS::Lambda::Function"] != 6 || types["AWS::ApiGateway::RestApi"] != 1 {
 		t.Errorf("resources: %v", types)
 	}
 	// cdk.json's feature flags apply: e.g. no API Gateway CloudWatch role.
 	if types["AWS::ApiGateway::Account"] != 0 {
 		t.Errorf("resources: %v", types)
 	}
-	if !strings.Contains(string(b), `"stampede-qa-get"`) {
-		t.Errorf("no function stampede-qa-get in the template")
+	for _, name := range []string{"stampede-qa-get", "stampede-qa-flyte"} {
+		if !strings.Contains(string(b), `"`+name+`"`) {
+			t.Errorf("no function %s in the template", name)
+		}
 	}
 }
 

@@ -23,7 +23,9 @@ CDK_FLAGS    ?=
 
 INFRA_DIR      := infra
 BUILD_DIR      ?= build
-FUNCTIONS      := get put delete reserve release
+# Every folder under functions/ with a main.go is one Lambda function: the
+# five of the HTTP API and flyte (Flyte's cache service).
+FUNCTIONS      := $(patsubst functions/%/main.go,%,$(wildcard functions/*/main.go))
 GOARCH_arm64   := arm64
 GOARCH_x86_64  := amd64
 HOST_ARCH      := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
@@ -42,7 +44,7 @@ CDK       := node_modules/.bin/cdk
 CDKLOCAL  := node_modules/.bin/cdklocal
 
 .PHONY: build
-build: ## Compile the five functions for Lambda (linux/arm64; ARCH=x86_64) into build/<name>/bootstrap.
+build: ## Compile the functions (functions/*) for Lambda (linux/arm64; ARCH=x86_64) into build/<name>/bootstrap.
 	@set -e; for fn in $(FUNCTIONS); do \
 	  echo "build $(BUILD_DIR)/$$fn/bootstrap (linux/$(LAMBDA_GOARCH))"; \
 	  GOOS=linux GOARCH=$(LAMBDA_GOARCH) CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath \

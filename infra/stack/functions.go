@@ -35,6 +35,10 @@ type Function struct {
 	// Operations the function serves, as its metrics name them (the
 	// Operation dimension).
 	Operations []string
+	// Direct is set for a function that also serves direct invocations
+	// (Step Functions, aws lambda invoke: a JSON payload, no API
+	// Gateway). The flyte function serves its API routes only.
+	Direct bool
 }
 
 // Route is one HTTP method on one path of the API.
@@ -49,7 +53,7 @@ const (
 	ReservationsPath = "/v1/projects/{project}/domains/{domain}/reservations/{key+}"
 	// FlytePath prefixes the methods of Flyte's cache service
 	// (flyteidl2.cacheservice.v2.CacheService, docs/flyte.md): one POST
-	// route per method, to the function of the matching operation.
+	// route per method, all to the flyte function.
 	FlytePath = "/flyteidl2.cacheservice.v2.CacheService/"
 )
 
@@ -59,7 +63,12 @@ const (
 // outlives its object.
 const EnvOutputExpirationDays = "STAMPEDE_OUTPUT_EXPIRATION_DAYS"
 
-// Functions lists Stampede's five functions.
+// Functions lists Stampede's six functions: one per operation of the
+// HTTP API (get, put, delete, reserve, release), and flyte, which serves
+// every method of Flyte's cache service. Flyte's protocol (protobuf over
+// Connect, gRPC-Web and gRPC) has a function of its own so that its code
+// stays out of the five others' binaries, their size and their cold start
+// (issue 14); Flyte's calls share one pool of warm environments.
 //
 // The store keeps one item per (project, domain, key), holding the entry
 // and the reservation, so every write, the fenced put included, is one
@@ -76,7 +85,15 @@ const EnvOutputExpirationDays = "STAMPEDE_OUTPUT_EXPIRATION_DAYS"
 //     (s3:DeleteObject);
 //   - delete removes the entry (UpdateItem) and, if asked, its managed
 //     output (s3:DeleteObject);
-//   - reserve and release update the reservation (UpdateItem).
+//   - reserve and release update the reservation (UpdateItem);
+//   - flyte runs get, put, delete, reserve and release for Flyte: at most
+//     the union of those functions' actions, less what Flyte's protocol
+//     never asks for. It has no verify (Get) nor verify_output (Put), so
+//     it never calls HeadObject: no s3:GetObject (which would also let it
+//     read every output's content) and no s3:ListBucket. Put's
+//     overwrite.delete_blob deletes the replaced output (s3:DeleteObject);
+//     Delete never touches objects. The tests read internal/flyte and
+//     fail if it starts to verify.
 //
 // s3:ListBucket on the bucket lets HeadObject of a missing object answer
 // 404: without it S3 answers 403, which the service cannot tell from a
@@ -93,7 +110,8 @@ func Functions() []Function {
 			BucketActions: []string{"s3:ListBucket"},
 			// The reservation's inspection (op inspect) is a read of the
 			// same item: GetItem, already granted.
-			Routes: []Route{{"GET", CachePath}, {"GET", ReservationsPath}, {"POST", FlytePath + "Get"}},
+			Routes: []Route{{"GET", CachePath}, {"GET", ReservationsPath}},
+			Direct: true,
 		},
 		{
 			Name:          "put",
@@ -102,7 +120,8 @@ func Functions() []Function {
 			TableActions:  []string{"dynamodb:UpdateItem"},
 			ObjectActions: []string{"s3:GetObject", "s3:DeleteObject"},
 			BucketActions: []string{"s3:ListBucket"},
-			Routes:        []Route{{"PUT", CachePath}, {"POST", FlytePath + "Put"}},
+			Routes:        []Route{{"PUT", CachePath}},
+			Direct:        true,
 		},
 		{
 			Name:          "delete",
@@ -110,21 +129,38 @@ func Functions() []Function {
 			Description:   "Stampede: delete a cache entry",
 			TableActions:  []string{"dynamodb:UpdateItem"},
 			ObjectActions: []string{"s3:DeleteObject"},
-			Routes:        []Route{{"DELETE", CachePath}, {"POST", FlytePath + "Delete"}},
+			Routes:        []Route{{"DELETE", CachePath}},
+			Direct:        true,
 		},
 		{
 			Name:         "reserve",
 			Operations:   []string{"reserve"},
 			Description:  "Stampede: reserve a key, or extend a held reservation",
 			TableActions: []string{"dynamodb:UpdateItem"},
-			Routes:       []Route{{"POST", ReservationsPath}, {"POST", FlytePath + "GetOrExtendReservation"}},
+			Routes:       []Route{{"POST", ReservationsPath}},
+			Direct:       true,
 		},
 		{
 			Name:         "release",
 			Operations:   []string{"release"},
 			Description:  "Stampede: release a held reservation",
 			TableActions: []string{"dynamodb:UpdateItem"},
-			Routes:       []Route{{"DELETE", ReservationsPath}, {"POST", FlytePath + "ReleaseReservation"}},
+			Routes:       []Route{{"DELETE", ReservationsPath}},
+			Direct:       true,
+		},
+		{
+			Name:          "flyte",
+			Operations:    []string{"get", "put", "delete", "reserve", "release"},
+			Description:   "Stampede: Flyte's cache service (every operation)",
+			TableActions:  []string{"dynamodb:GetItem", "dynamodb:UpdateItem"},
+			ObjectActions: []string{"s3:DeleteObject"},
+			Routes: []Route{
+				{"POST", FlytePath + "Get"},
+				{"POST", FlytePath + "Put"},
+				{"POST", FlytePath + "Delete"},
+				{"POST", FlytePath + "GetOrExtendReservation"},
+				{"POST", FlytePath + "ReleaseReservation"},
+			},
 		},
 	}
 }

@@ -17,7 +17,9 @@ import (
 // (one JSON log line per request that CloudWatch turns into metrics; no
 // metric filter, no PutMetricData permission): namespace MetricsNamespace,
 // dimension set [Operation], the operation being get, put, delete,
-// reserve, release or inspect. Counts unless noted.
+// reserve, release or inspect. Counts unless noted. An operation's metrics
+// count its calls over both APIs: the flyte function's get and the get
+// function's share the dimension value "get".
 const (
 	MetricsNamespace = "Stampede"
 	DimOperation     = "Operation"
@@ -43,11 +45,16 @@ const (
 	MetricLatency = "Latency"
 )
 
-// Operations lists the operations, as the Operation dimension names them.
+// Operations lists the operations, as the Operation dimension names them,
+// each once (the flyte function runs the others' operations).
 func Operations() []string {
 	var ops []string
 	for _, f := range Functions() {
-		ops = append(ops, f.Operations...)
+		for _, op := range f.Operations {
+			if !slices.Contains(ops, op) {
+				ops = append(ops, op)
+			}
+		}
 	}
 	return ops
 }
@@ -116,7 +123,9 @@ func (s *Stampede) newMonitoring(scope constructs.Construct, cfg Config) {
 
 		// Failed invocations (crash, timeout, or an error returned to a
 		// direct caller such as Step Functions) plus requests answered
-		// with a 5xx.
+		// with a 5xx. The service's metrics are by operation, not by
+		// function: a 5xx of Flyte's Get counts in both the get and the
+		// flyte function's alarm, which say so.
 		errMetrics := map[string]cw.IMetric{"invocation_errors_" + f.Name: fn.MetricErrors(sum)}
 		// Lambda refusing to run the function, plus DynamoDB throttling
 		// requests (429).
@@ -133,11 +142,12 @@ func (s *Stampede) newMonitoring(scope constructs.Construct, cfg Config) {
 		durationP99 = append(durationP99, p99)
 		invocations = append(invocations, fn.MetricInvocations(&cw.MetricOptions{Statistic: jsii.String("Sum"), Period: metricPeriod(), Label: jsii.String(f.Name)}))
 
+		ops := strings.Join(f.Operations, ", ")
 		alarm(id+"ErrorsAlarm", prefix+"-errors",
-			fmt.Sprintf("The %s function failed invocations or answered with 5xx errors in the last 5 minutes.", f.Name),
+			fmt.Sprintf("In the last 5 minutes, the %s function failed invocations, or its operations (%s) answered with 5xx errors over either API (the HTTP API's functions and the flyte function share the operations' metrics).", f.Name, ops),
 			errs, 1, 1, 1, atLeastOnce)
 		alarm(id+"ThrottlesAlarm", prefix+"-throttles",
-			fmt.Sprintf("The %s function was throttled in the last 5 minutes: by Lambda (reserved or account concurrency exhausted) or by DynamoDB (429 answers).", f.Name),
+			fmt.Sprintf("In the last 5 minutes, Lambda throttled the %s function (reserved or account concurrency exhausted), or DynamoDB throttled its operations (%s) over either API (429 answers).", f.Name, ops),
 			throttles, 1, 1, 1, atLeastOnce)
 		alarm(id+"DurationAlarm", prefix+"-p99-duration",
 			fmt.Sprintf("The %s function's p99 duration exceeded %d ms in 2 of the last 3 five-minute periods.", f.Name, cfg.P99DurationAlarmMs),

@@ -96,10 +96,15 @@ func (s *Stampede) suppressNagFindings(cfg Config) {
 		"get":    "get checks that the output of any project's entry still exists.",
 		"put":    "put checks new outputs and deletes replaced ones, of any project's entries.",
 		"delete": "delete deletes the output of any project's entry it removes.",
+		"flyte":  "flyte deletes the output a Flyte put replaces (overwrite.delete_blob), of any project's entries.",
 	}
 	for _, f := range Functions() {
 		if len(f.ObjectActions) > 0 {
-			suppressNag(s.policies[f.Name], nagObjectResources(bucket, "", objects[f.Name]))
+			why, ok := objects[f.Name]
+			if !ok {
+				panic(fmt.Sprintf("function %s has object actions: say why in suppressNagFindings", f.Name))
+			}
+			suppressNag(s.policies[f.Name], nagObjectResources(bucket, "", why))
 		}
 		suppressNag(defaultPolicy(s.Functions[f.Name].Role()), nagXRayResources)
 	}

@@ -1,5 +1,5 @@
 // Package stack is Stampede's CDK stack: the table, the outputs bucket, the
-// five functions, the API (HTTP or REST), alarms, a dashboard and,
+// six functions, the API (HTTP or REST), alarms, a dashboard and,
 // optionally, an example cached-task state machine.
 //
 // The app in infra/ builds one stack per environment ("Stampede-<env>")
@@ -38,7 +38,7 @@ type Stampede struct {
 	// Bucket holds task outputs that Stampede manages (it may verify and
 	// delete its objects): STAMPEDE_MANAGED_BUCKETS.
 	Bucket awss3.Bucket
-	// Functions by name: get, put, delete, reserve, release.
+	// Functions by name: get, put, delete, reserve, release, flyte.
 	Functions map[string]awslambda.Function
 	LogGroups map[string]awslogs.LogGroup
 	// APIURL is the API's base URL (ends in "/"); callers append
@@ -173,7 +173,11 @@ func New(scope constructs.Construct, id string, props *awscdk.StackProps, cfg Co
 	output("TableName", s.Table.TableName(), "DynamoDB table of cache entries and reservations.")
 	output("OutputsBucketName", s.Bucket.BucketName(), "S3 bucket for task outputs that Stampede manages.")
 	for _, f := range Functions() {
-		output(f.Title()+"FunctionArn", s.Functions[f.Name].FunctionArn(), fmt.Sprintf("The %s function, for direct invocation (e.g. from Step Functions).", f.Name))
+		description := fmt.Sprintf("The %s function, for direct invocation (e.g. from Step Functions).", f.Name)
+		if !f.Direct {
+			description = fmt.Sprintf("The %s function (called through the API only: it refuses direct invocations).", f.Name)
+		}
+		output(f.Title()+"FunctionArn", s.Functions[f.Name].FunctionArn(), description)
 	}
 	return s
 }

@@ -3,6 +3,7 @@ package stack_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,6 +15,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/stampede-cache/stampede/infra/internal/contractfacts"
 	"github.com/stampede-cache/stampede/infra/stack"
 )
 
@@ -22,10 +24,10 @@ func TestResourceCounts(t *testing.T) {
 		"AWS::DynamoDB::Table":       1,
 		"AWS::S3::Bucket":            1,
 		"AWS::S3::BucketPolicy":      1,
-		"AWS::Lambda::Function":      5,
-		"AWS::Logs::LogGroup":        6,  // one per function, the API's access logs
+		"AWS::Lambda::Function":      6,  // get, put, delete, reserve, release; flyte
+		"AWS::Logs::LogGroup":        7,  // one per function, the API's access logs
 		"AWS::Logs::MetricFilter":    0,  // the functions emit metrics (EMF)
-		"AWS::CloudWatch::Alarm":     17, // errors, throttles, p99 duration per function; API 5xx and p99 latency
+		"AWS::CloudWatch::Alarm":     20, // errors, throttles, p99 duration per function; API 5xx and p99 latency
 		"AWS::CloudWatch::Dashboard": 1,
 		"AWS::Lambda::Permission":    11, // one per route (6 of the HTTP/JSON API, 5 of Flyte's): API Gateway may invoke that function only
 	}
@@ -33,7 +35,7 @@ func TestResourceCounts(t *testing.T) {
 		"AWS::ApiGatewayV2::Api":         1,
 		"AWS::ApiGatewayV2::Stage":       1,
 		"AWS::ApiGatewayV2::Route":       11,
-		"AWS::ApiGatewayV2::Integration": 5,
+		"AWS::ApiGatewayV2::Integration": 6, // one per function
 		"AWS::ApiGateway::RestApi":       0,
 	}
 	restAPI := map[string]int{
@@ -59,11 +61,11 @@ func TestResourceCounts(t *testing.T) {
 	}{
 		// Each function's role: its own policy and CDK's default policy
 		// (X-Ray); the example state machine's role: a default policy.
-		{devHTTP, httpAPI, 5, 10, 0, 0},
-		{prod, httpAPI, 5, 10, 0, 0},
-		{stagingREST, restAPI, 5, 10, 0, 0},
-		{example, httpAPI, 6, 11, 1, 1},
-		{restRole, restWithRole, 6, 10, 0, 0},
+		{devHTTP, httpAPI, 6, 12, 0, 0},
+		{prod, httpAPI, 6, 12, 0, 0},
+		{stagingREST, restAPI, 6, 12, 0, 0},
+		{example, httpAPI, 7, 13, 1, 1},
+		{restRole, restWithRole, 7, 12, 0, 0},
 	} {
 		t.Run(tc.v.name, func(t *testing.T) {
 			tpl := tc.v.template(t)
@@ -251,6 +253,7 @@ func TestPermissionTable(t *testing.T) {
 		"delete":  {"dynamodb:UpdateItem", "s3:DeleteObject"},
 		"reserve": {"dynamodb:UpdateItem"},
 		"release": {"dynamodb:UpdateItem"},
+		"flyte":   {"dynamodb:GetItem", "dynamodb:UpdateItem", "s3:DeleteObject"},
 	}
 	if len(stack.Functions()) != len(want) {
 		t.Fatalf("%d functions, want %d", len(stack.Functions()), len(want))
@@ -452,12 +455,12 @@ var routeKeys = map[string]string{
 	"POST " + stack.ReservationsPath:   "reserve",
 	"DELETE " + stack.ReservationsPath: "release",
 	"GET " + stack.ReservationsPath:    "get", // op inspect
-	// Flyte's cache service, one method per function.
-	"POST " + stack.FlytePath + "Get":                    "get",
-	"POST " + stack.FlytePath + "Put":                    "put",
-	"POST " + stack.FlytePath + "Delete":                 "delete",
-	"POST " + stack.FlytePath + "GetOrExtendReservation": "reserve",
-	"POST " + stack.FlytePath + "ReleaseReservation":     "release",
+	// Flyte's cache service: every method to the flyte function.
+	"POST " + stack.FlytePath + "Get":                    "flyte",
+	"POST " + stack.FlytePath + "Put":                    "flyte",
+	"POST " + stack.FlytePath + "Delete":                 "flyte",
+	"POST " + stack.FlytePath + "GetOrExtendReservation": "flyte",
+	"POST " + stack.FlytePath + "ReleaseReservation":     "flyte",
 }
 
 func TestHTTPRoutesRequireIAM(t *testing.T) {
@@ -783,6 +786,15 @@ func TestOutputs(t *testing.T) {
 				t.Errorf("%s: no output %s", tc.v.name, o)
 			}
 		}
+		// Only the functions that serve direct invocations are offered
+		// for them (the flyte function refuses them).
+		for _, f := range stack.Functions() {
+			o, _ := outputs[f.Title()+"FunctionArn"].(map[string]any)
+			description, _ := o["Description"].(string)
+			if offered := strings.Contains(description, "for direct invocation"); offered != f.Direct {
+				t.Errorf("%s: output %sFunctionArn says %q, direct invocation %v", tc.v.name, f.Title(), description, f.Direct)
+			}
+		}
 	}
 	url := flat(devHTTP.json["Outputs"].(map[string]any)["ApiUrl"].(map[string]any)["Value"])
 	if !strings.HasPrefix(url, "https://${HttpApi") || !strings.HasSuffix(url, "/") {
@@ -1043,48 +1055,124 @@ func TestPermissionsMatchTheService(t *testing.T) {
 	}
 }
 
-// TestRoutesMatchTheService reads the service's route table
-// (internal/transport/routes.go, in the repository's root module) and
-// checks that the stack routes exactly those method and path pairs, each
-// to the function serving its operation (inspect is served by get).
+// TestRoutesMatchTheService checks the stack's routes against the
+// service's, as internal/contract/contract.json states them (the root
+// module's tests keep that file equal to its route tables:
+// transport.Routes for the HTTP API, flyte.Routes for Flyte's cache
+// service): the same method and path pairs, each to the function serving
+// it, the same as this test's routeKeys; and each function's Operations
+// (which its alarms watch) exactly the operations of its routes.
 func TestRoutesMatchTheService(t *testing.T) {
-	src, err := os.ReadFile(filepath.Join("..", "..", "internal", "transport", "routes.go"))
-	if err != nil {
-		t.Skipf("no internal/transport (infra used outside the repository?): %v", err)
-	}
-	paths := map[string]string{"CacheRoute": stack.CachePath, "ReservationRoute": stack.ReservationsPath}
-	served := map[string]string{"inspect": "get"}
-	re := regexp.MustCompile(`\{http\.Method(\w+), (\w+), Op(\w+)\}`)
+	facts := loadFacts(t)
 	want := map[string]string{}
-	for _, m := range re.FindAllStringSubmatch(string(src), -1) {
-		op := strings.ToLower(m[3])
-		fn := op
-		if f, ok := served[op]; ok {
-			fn = f
+	ops := map[string][]string{}
+	flyteFunctions := map[string]bool{}
+	for _, r := range facts.FlyteRoutes {
+		flyteFunctions[r.Function] = true
+	}
+	for _, r := range append(append([]contractfacts.Route{}, facts.Routes...), facts.FlyteRoutes...) {
+		want[r.Method+" "+r.Template] = r.Function
+		if !slices.Contains(ops[r.Function], r.Op) {
+			ops[r.Function] = append(ops[r.Function], r.Op)
 		}
-		want[strings.ToUpper(m[1])+" "+paths[m[2]]] = fn
 	}
-	if len(want) == 0 {
-		t.Fatal("no routes found in internal/transport/routes.go")
-	}
-	flyteSrc, err := os.ReadFile(filepath.Join("..", "..", "internal", "transport", "flyte.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	flyteRe := regexp.MustCompile(`\{http\.MethodPost, flyte\.(\w+)Procedure, Op(\w+)\}`)
-	for _, m := range flyteRe.FindAllStringSubmatch(string(flyteSrc), -1) {
-		want["POST "+stack.FlytePath+m[1]] = strings.ToLower(m[2])
+	if len(facts.FlyteRoutes) == 0 {
+		t.Fatal("the contract lists no Flyte routes")
 	}
 	got := map[string]string{}
 	for _, f := range stack.Functions() {
 		for _, r := range f.Routes {
 			got[r.Method+" "+r.Path] = f.Name
 		}
-		if !slices.Contains(f.Operations, f.Name) {
-			t.Errorf("function %s does not list its own operation: %v", f.Name, f.Operations)
+		if !reflect.DeepEqual(sorted(f.Operations), sorted(ops[f.Name])) {
+			t.Errorf("function %s: operations %v, its routes run %v", f.Name, sorted(f.Operations), sorted(ops[f.Name]))
+		}
+		if flyteFunctions[f.Name] {
+			// The flyte function is the exception: it runs the other
+			// functions' operations for Flyte, its name is none of them,
+			// and it answers API Gateway only (no direct invocation).
+			if f.Direct {
+				t.Errorf("function %s serves Flyte's routes, yet claims direct invocations", f.Name)
+			}
+			continue
+		}
+		// A function of the HTTP API is named for its operation, and
+		// Step Functions invoke it directly.
+		if !slices.Contains(f.Operations, f.Name) || !f.Direct {
+			t.Errorf("function %s: operations %v (its own missing?), direct %v", f.Name, f.Operations, f.Direct)
 		}
 	}
 	if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(got, routeKeys) {
 		t.Errorf("stack routes %v\nservice routes %v\ntest's routes %v", got, want, routeKeys)
+	}
+}
+
+// TestFlytePermissions: the flyte function runs the operations of other
+// functions, so it may do at most what they may (the union of their
+// actions), and it is granted less: Flyte's protocol has no verify (Get)
+// nor verify_output (Put), so the flyte function never calls HeadObject
+// and needs neither s3:GetObject nor s3:ListBucket. The test reads the
+// service's Flyte mapping (internal/flyte, in the root module) and fails
+// when it starts asking the manager to verify, until the function is
+// granted those two actions.
+func TestFlytePermissions(t *testing.T) {
+	facts := loadFacts(t)
+	byOp := map[string]string{} // operation → the HTTP API function running it
+	for _, r := range facts.Routes {
+		byOp[r.Op] = r.Function
+	}
+	actions := func(f stack.Function) []string {
+		return append(append(append([]string{}, f.TableActions...), f.ObjectActions...), f.BucketActions...)
+	}
+	verifyActions := []string{"s3:GetObject", "s3:ListBucket"} // HeadObject, answering 404 when missing
+
+	src := ""
+	files, _ := filepath.Glob(filepath.Join("..", "..", "internal", "flyte", "*.go"))
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src += string(b)
+	}
+	if !strings.Contains(src, "DeleteBlob:") {
+		t.Skip("no Flyte mapping found in internal/flyte (infra used outside the repository?)")
+	}
+	// manager.GetOptions.Verify, manager.PutRequest.VerifyOutput, set in
+	// a composite literal or assigned.
+	verifies := regexp.MustCompile(`\bVerify(Output)?\s*(:|=[^=])`).MatchString(src)
+
+	n := 0
+	for _, f := range stack.Functions() {
+		if f.Direct {
+			continue // a function of the HTTP API: its own operations
+		}
+		n++
+		union := map[string]bool{}
+		for _, op := range f.Operations {
+			runner, ok := stack.FunctionByName(byOp[op])
+			if !ok {
+				t.Fatalf("function %s runs %s, which no function of the HTTP API runs", f.Name, op)
+			}
+			for _, a := range actions(runner) {
+				union[a] = true
+			}
+		}
+		var want []string
+		for a := range union {
+			if verifies || !slices.Contains(verifyActions, a) {
+				want = append(want, a)
+			}
+		}
+		if got := sorted(actions(f)); !reflect.DeepEqual(got, sorted(want)) {
+			t.Errorf("function %s: actions %v, want %v (its operations' functions' %v; internal/flyte verifies outputs: %v)",
+				f.Name, got, sorted(want), slices.Sorted(maps.Keys(union)), verifies)
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d functions serve the API only, want 1 (flyte)", n)
 	}
 }
