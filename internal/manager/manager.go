@@ -78,6 +78,7 @@ type Manager struct {
 	waitPoll     time.Duration
 	reads        *lru.Cache[ID, cachedRead]
 	group        readGroup
+	reserves     reserveGroup
 	watches      watchGroup
 }
 

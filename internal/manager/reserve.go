@@ -29,7 +29,8 @@ type ReserveResult struct {
 }
 
 // Reserve gets or extends the reservation of id for req.OwnerID in one
-// conditional write. It is acquired when the key has no live reservation or
+// conditional write, or none when it shares a concurrent caller's
+// (contention.go). It is acquired when the key has no live reservation or
 // the caller already holds it; each new acquisition gets a larger fence than
 // any earlier holder, an extension keeps its fence. Retrying it is safe: a
 // retry by the same owner is an extension.
@@ -48,21 +49,24 @@ func (m *Manager) Reserve(ctx context.Context, id ID, req ReserveRequest) (Reser
 	if err != nil {
 		return ReserveResult{}, err
 	}
-	now := m.clock()
-	exp := now.Add(hb * time.Duration(m.multiplier))
-	out, err := m.store.AcquireReservation(ctx, Acquisition{
-		ID:                id,
-		OwnerID:           req.OwnerID,
-		HeartbeatInterval: hb,
-		Now:               now,
-		ExpiresAt:         exp,
-		FenceBase:         now.UnixMilli(),
-		KeepUntil:         exp.Add(ReservationRetention),
+	out, a, err := m.acquire(ctx, id, req.OwnerID, func() Acquisition {
+		now := m.clock()
+		exp := now.Add(hb * time.Duration(m.multiplier))
+		return Acquisition{
+			ID:                id,
+			OwnerID:           req.OwnerID,
+			HeartbeatInterval: hb,
+			Now:               now,
+			ExpiresAt:         exp,
+			FenceBase:         now.UnixMilli(),
+			KeepUntil:         exp.Add(ReservationRetention),
+		}
 	})
 	if err != nil {
 		return ReserveResult{}, fmt.Errorf("acquire reservation: %w", err)
 	}
-	if out.Acquired && !exp.After(m.clock()) {
+	now := m.clock()
+	if out.Acquired && !a.ExpiresAt.After(now) {
 		return ReserveResult{}, Errorf(CodeUnavailable, "the reservation was granted too late to be of use (the store answered after the lease ran out); retry")
 	}
 	if out.Entry != nil && !out.Entry.LiveAt(now) {
