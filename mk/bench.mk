@@ -11,5 +11,5 @@
 BENCH_FLAGS ?=
 
 .PHONY: bench-e2e
-bench-e2e: dynamodb-local ## Measure server vs raw DynamoDB, herds, fixed-rate gets and Lambda init into docs/performance.md (BENCH_FLAGS=...).
+bench-e2e: dynamodb-local ## Measure server vs raw DynamoDB, herds, fixed-rate gets, a hot key and Lambda init into docs/performance.md (BENCH_FLAGS=...).
 	STAMPEDE_DYNAMODB_LOCAL_DIR="$(DDB_LOCAL_DIR)" $(GO) run ./cmd/stampede-bench $(BENCH_FLAGS)

@@ -57,6 +57,12 @@ type flags struct {
 	rateDur    time.Duration
 	rateWarmup time.Duration
 	inFlight   int
+	hotReaders string
+	hotDur     time.Duration
+	hotWrite   time.Duration
+	hotLone    int
+	hotRounds  int
+	hotWarmup  time.Duration
 	lambdaRuns int
 	functions  string
 	render     string
@@ -72,7 +78,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var f flags
 	fs := flag.NewFlagSet("stampede-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&f.sections, "sections", "server,herd,rate,lambda", "sections to run, comma-separated: server, herd, rate, lambda")
+	fs.StringVar(&f.sections, "sections", "server,herd,rate,hotkey,lambda", "sections to run, comma-separated: server, herd, rate, hotkey, lambda")
 	fs.StringVar(&f.out, "out", filepath.Join(repo, "docs", "performance.md"), "the Markdown report to write (\"-\": standard output only)")
 	fs.StringVar(&f.charts, "charts", filepath.Join(repo, "docs", "performance"), "directory for the charts (\"\": none)")
 	fs.StringVar(&f.results, "results", filepath.Join(repo, "docs", "performance", "results.json"), "file for the raw figures (\"\": none)")
@@ -95,6 +101,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&f.rateDur, "rate-duration", def.Rate.Duration, "rate: measured window per rate")
 	fs.DurationVar(&f.rateWarmup, "rate-warmup", def.Rate.Warmup, "rate: warm-up per rate")
 	fs.IntVar(&f.inFlight, "rate-in-flight", def.Rate.MaxInFlight, "rate: most requests outstanding")
+	fs.StringVar(&f.hotReaders, "hotkey-readers", joinInts(def.HotKey.Readers), "hotkey: numbers of concurrent readers of the one key")
+	fs.DurationVar(&f.hotDur, "hotkey-duration", def.HotKey.Duration, "hotkey: how long the readers read per cell")
+	fs.DurationVar(&f.hotWrite, "hotkey-write-every", def.HotKey.WriteEvery, "hotkey: interval of the writer's overwrites")
+	fs.IntVar(&f.hotRounds, "hotkey-rounds", def.HotKey.Rounds, "hotkey: rounds per cell, lone reads before each")
+	fs.IntVar(&f.hotLone, "hotkey-lone", def.HotKey.LoneReads, "hotkey: lone strong reads per cell and baseline path, spread over its rounds")
+	fs.DurationVar(&f.hotWarmup, "hotkey-warmup", def.HotKey.Warmup, "hotkey: untimed cell at the most readers first (0: none)")
 	fs.IntVar(&f.lambdaRuns, "lambda-runs", def.Lambda.Runs, "lambda: timed starts per binary and variant")
 	fs.StringVar(&f.functions, "functions", "", "lambda: function packages (default: every one under functions/)")
 	fs.StringVar(&f.render, "render", "", "measure nothing: write the document and charts from this results file")
@@ -181,6 +193,15 @@ func options(f flags, def benchmark.Options) (benchmark.Options, error) {
 			r := *def.Rate
 			r.Rates, r.Duration, r.Warmup, r.MaxInFlight = rates, f.rateDur, f.rateWarmup, f.inFlight
 			opts.Rate = &r
+		case "hotkey":
+			readers, err := parseInts(f.hotReaders)
+			if err != nil {
+				return opts, fmt.Errorf("-hotkey-readers: %w", err)
+			}
+			if f.hotDur <= 0 || f.hotWrite <= 0 || f.hotRounds < 1 || f.hotLone < f.hotRounds || f.hotWarmup < 0 {
+				return opts, errors.New("-hotkey-duration and -hotkey-write-every must be positive, -hotkey-rounds at least 1, -hotkey-lone at least the rounds, -hotkey-warmup not negative")
+			}
+			opts.HotKey = &benchmark.HotKeyOptions{Readers: readers, Duration: f.hotDur, WriteEvery: f.hotWrite, Rounds: f.hotRounds, LoneReads: f.hotLone, Warmup: f.hotWarmup}
 		case "lambda":
 			l := *def.Lambda
 			l.Runs = f.lambdaRuns

@@ -18,6 +18,7 @@ func TestOptions(t *testing.T) {
 	base := flags{
 		clients: "1,16", ops: 10, ops16: 20, rounds: 2, herdSizes: "10,50", herdComp: "500ms,5s",
 		rates: "250,500", rateDur: time.Second, rateWarmup: time.Second, inFlight: 8, lambdaRuns: 3,
+		hotReaders: "1,64", hotDur: time.Second, hotWrite: 200 * time.Millisecond, hotLone: 5, hotRounds: 1,
 	}
 	tests := []struct {
 		name     string
@@ -25,7 +26,8 @@ func TestOptions(t *testing.T) {
 		wantErr  bool
 		sections []string
 	}{
-		{"all", func(f *flags) { f.sections = "server,herd,rate,lambda" }, false, []string{"server", "herd", "rate", "lambda"}},
+		{"all", func(f *flags) { f.sections = "server,herd,rate,hotkey,lambda" }, false, []string{"server", "herd", "rate", "hotkey", "lambda"}},
+		{"hot key", func(f *flags) { f.sections = "hotkey" }, false, []string{"hotkey"}},
 		{"one", func(f *flags) { f.sections = "herd" }, false, []string{"herd"}},
 		{"spaces", func(f *flags) { f.sections = " rate , lambda" }, false, []string{"rate", "lambda"}},
 		{"unknown section", func(f *flags) { f.sections = "server,disk" }, true, nil},
@@ -33,6 +35,10 @@ func TestOptions(t *testing.T) {
 		{"zero herd size", func(f *flags) { f.sections, f.herdSizes = "herd", "0" }, true, nil},
 		{"bad computation", func(f *flags) { f.sections, f.herdComp = "herd", "5" }, true, nil},
 		{"bad rate", func(f *flags) { f.sections, f.rates = "rate", "-1" }, true, nil},
+		{"bad readers", func(f *flags) { f.sections, f.hotReaders = "hotkey", "1,0" }, true, nil},
+		{"no hot-key duration", func(f *flags) { f.sections, f.hotDur = "hotkey", 0 }, true, nil},
+		{"no lone reads", func(f *flags) { f.sections, f.hotLone = "hotkey", 0 }, true, nil},
+		{"fewer lone reads than rounds", func(f *flags) { f.sections, f.hotLone, f.hotRounds = "hotkey", 2, 3 }, true, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -45,7 +51,7 @@ func TestOptions(t *testing.T) {
 			if err != nil {
 				return
 			}
-			got := map[string]bool{"server": opts.ServerPath != nil, "herd": opts.Herd != nil, "rate": opts.Rate != nil, "lambda": opts.Lambda != nil}
+			got := map[string]bool{"server": opts.ServerPath != nil, "herd": opts.Herd != nil, "rate": opts.Rate != nil, "hotkey": opts.HotKey != nil, "lambda": opts.Lambda != nil}
 			for name, on := range got {
 				if on != slices.Contains(tt.sections, name) {
 					t.Errorf("section %s selected = %v", name, on)
@@ -57,9 +63,10 @@ func TestOptions(t *testing.T) {
 
 func TestOptionsCarryTheSizes(t *testing.T) {
 	f := flags{
-		sections: "server,herd,rate,lambda", clients: "1,4", ops: 10, ops16: 20, rounds: 3, operations: "get hit, put new",
+		sections: "server,herd,rate,hotkey,lambda", clients: "1,4", ops: 10, ops16: 20, rounds: 3, operations: "get hit, put new",
 		herdSizes: "3", herdComp: "100ms", herdLong: 2 * time.Second, herdLongN: 7, longPoll: true,
 		rates: "50", rateDur: 2 * time.Second, rateWarmup: 500 * time.Millisecond, inFlight: 8, lambdaRuns: 2, functions: "./functions/get",
+		hotReaders: "2,8", hotDur: 3 * time.Second, hotWrite: 100 * time.Millisecond, hotLone: 7, hotRounds: 3, hotWarmup: time.Second,
 	}
 	opts, err := options(f, benchmark.Defaults("/repo"))
 	if err != nil {
@@ -78,6 +85,10 @@ func TestOptionsCarryTheSizes(t *testing.T) {
 	r := opts.Rate
 	if !slices.Equal(r.Rates, []int{50}) || r.Duration != 2*time.Second || r.Warmup != 500*time.Millisecond || r.MaxInFlight != 8 {
 		t.Errorf("rate: %+v", r)
+	}
+	hk := opts.HotKey
+	if !slices.Equal(hk.Readers, []int{2, 8}) || hk.Duration != 3*time.Second || hk.WriteEvery != 100*time.Millisecond || hk.LoneReads != 7 || hk.Rounds != 3 || hk.Warmup != time.Second {
+		t.Errorf("hot key: %+v", hk)
 	}
 	l := opts.Lambda
 	if l.Runs != 2 || !slices.Equal(l.Functions, []string{"./functions/get"}) || l.RepoDir != "/repo" {
@@ -122,5 +133,35 @@ func TestRender(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(charts, benchmark.ChartHerd)); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestRenderOldResults renders the committed results, written before the
+// hot-key section existed, beside the committed "before" run: an old
+// results file must still render, without the section.
+func TestRenderOldResults(t *testing.T) {
+	docs := filepath.Join("..", "..", "docs", "performance")
+	results, before := filepath.Join(docs, "results.json"), filepath.Join(docs, "before.json")
+	for _, f := range []string{results, before} {
+		if _, err := os.Stat(f); err != nil {
+			t.Skipf("no %s: %v", f, err)
+		}
+	}
+	dir := t.TempDir()
+	out := filepath.Join(dir, "performance.md")
+	args := []string{"-render", results, "-before", before, "-out", out, "-charts", filepath.Join(dir, "performance")}
+	if code := run(t.Context(), args, io.Discard, io.Discard); code != 0 {
+		t.Fatalf("-render of the committed results exits %d", code)
+	}
+	doc, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := readReport(results)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hasSection := strings.Contains(string(doc), "## 5. Hot key"); hasSection != (rep.HotKey != nil) {
+		t.Errorf("hot-key section rendered = %v, results have it = %v", hasSection, rep.HotKey != nil)
 	}
 }

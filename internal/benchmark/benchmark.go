@@ -1,7 +1,8 @@
 // Package benchmark measures Stampede end to end on one machine and writes
 // the figures up: the server path against the raw DynamoDB request it
 // makes, herds of GetOrCompute callers on one key, strong gets at fixed
-// request rates, and the Lambda functions' start-up against its floor. It
+// request rates, many readers of one hot key (coalesced strong reads), and
+// the Lambda functions' start-up against its floor. It
 // starts (and stops) everything it measures: DynamoDB Local, the
 // in-process S3, the server on loopback, the function binaries.
 // cmd/stampede-bench is its command; docs/performance.md its output.
@@ -22,6 +23,7 @@ type Options struct {
 	ServerPath *ServerPathOptions
 	Herd       *HerdOptions
 	Rate       *RateOptions
+	HotKey     *HotKeyOptions
 	Lambda     *LambdaOptions
 	// DynamoDBEndpoint, when set, is a running DynamoDB to use instead of
 	// starting DynamoDB Local.
@@ -49,6 +51,14 @@ func Defaults(repoDir string) Options {
 			WriteEvery:  100 * time.Millisecond,
 			MaxInFlight: 512,
 		},
+		HotKey: &HotKeyOptions{
+			Readers:    []int{1, 4, 16, 64},
+			Duration:   5 * time.Second,
+			WriteEvery: 200 * time.Millisecond,
+			LoneReads:  300,
+			Rounds:     5,
+			Warmup:     2 * time.Second,
+		},
 		Lambda: &LambdaOptions{RepoDir: repoDir, Runs: 15, SystemRoots: true},
 	}
 }
@@ -75,6 +85,7 @@ type Report struct {
 	ServerPath *ServerPathResult `json:"server_path,omitempty"`
 	Herds      []HerdResult      `json:"herds,omitempty"`
 	Rates      []RateResult      `json:"rates,omitempty"`
+	HotKey     *HotKeyResult     `json:"hot_key,omitempty"`
 	Lambda     *LambdaResult     `json:"lambda,omitempty"`
 }
 
@@ -107,7 +118,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		rep.Host.LoadAfter = loadAverage()
 	}()
 
-	if o.ServerPath != nil || o.Herd != nil || o.Rate != nil {
+	if o.ServerPath != nil || o.Herd != nil || o.Rate != nil || o.HotKey != nil {
 		svc, err := startService(ctx, o.DynamoDBEndpoint, workDir, logf)
 		if err != nil {
 			return rep, err
@@ -134,6 +145,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		rep.Rates = r
 		if err != nil {
 			return rep, fmt.Errorf("fixed rate: %w", err)
+		}
+	}
+	if o.HotKey != nil {
+		r, err := b.runHotKey(ctx, *o.HotKey)
+		rep.HotKey = &r
+		if err != nil {
+			return rep, fmt.Errorf("hot key: %w", err)
 		}
 	}
 	if o.Lambda != nil {

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"image/color"
 	"math"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"gonum.org/v1/plot"
@@ -58,7 +60,150 @@ func WriteCharts(dir string, r, before *Report) ([]string, error) {
 			return files, err
 		}
 	}
+	if r.HotKey != nil && len(r.HotKey.Cells) > 0 {
+		perRead, latency, err := hotKeyCharts(r.HotKey, before)
+		if err != nil {
+			return files, err
+		}
+		path := filepath.Join(dir, ChartHotKey)
+		if err := saveSideBySide(path, chartWidth, chartHeight, perRead, latency); err != nil {
+			return files, err
+		}
+		files = append(files, path)
+	}
 	return files, nil
+}
+
+// saveSideBySide draws the plots in a row, their axes aligned, into one
+// image file (its format from the name's extension).
+func saveSideBySide(path string, w, h vg.Length, plots ...*plot.Plot) (err error) {
+	c, err := draw.NewFormattedCanvas(w, h, strings.TrimPrefix(filepath.Ext(path), "."))
+	if err != nil {
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	dc := draw.New(c)
+	dc.SetColor(color.White)
+	dc.Fill(dc.Rectangle.Path())
+	tiles := draw.Tiles{Rows: 1, Cols: len(plots), PadX: vg.Points(18), PadTop: vg.Points(4), PadBottom: vg.Points(4), PadLeft: vg.Points(4), PadRight: vg.Points(8)}
+	canvases := plot.Align([][]*plot.Plot{plots}, tiles, dc)
+	for i, p := range plots {
+		p.Draw(canvases[0][i])
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}()
+	if _, err := c.WriteTo(f); err != nil {
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	return nil
+}
+
+// hotKeyCharts draws section 5: GetItem requests per read, and read
+// latency against the lone strong GetItem, by number of readers.
+func hotKeyCharts(hk *HotKeyResult, before *Report) (perRead, latency *plot.Plot, err error) {
+	var prior *HotKeyResult
+	if before != nil && before.HotKey != nil && len(before.HotKey.Cells) > 0 {
+		prior = before.HotKey
+	}
+	var ticks []plot.Tick
+	lo, hi := math.Inf(1), 0.0
+	for _, c := range hk.Cells {
+		ticks = append(ticks, plot.Tick{Value: float64(c.Readers), Label: fmt.Sprint(c.Readers)})
+		lo, hi = min(lo, float64(c.Readers)), max(hi, float64(c.Readers))
+	}
+	axes := func(title, yLabel string) *plot.Plot {
+		p := plot.New()
+		p.Title.Text = title
+		p.Title.Padding = vg.Points(6)
+		p.X.Label.Text = "readers of one key"
+		p.Y.Label.Text = yLabel
+		p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}
+		p.X.Tick.Marker = plot.ConstantTicks(ticks)
+		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+		p.Legend.Top = true
+		// A margin either side (and a range, with one cell).
+		p.X.Min, p.X.Max = lo/1.5, hi*1.5
+		p.Legend.TextStyle.Font.Size = vg.Points(8)
+		p.Add(plotter.NewGrid())
+		return p
+	}
+	level := func(v float64) plotter.XYs {
+		return plotter.XYs{{X: lo, Y: positive(v)}, {X: hi, Y: positive(v)}}
+	}
+
+	perRead = axes("GetItem requests per read", "GetItem per read")
+	if err := addLine(perRead, "measured", hotKeyXYs(hk, func(c HotKeyCell) float64 { return c.GetItemPerRead }), 0, false); err != nil {
+		return nil, nil, err
+	}
+	if prior != nil {
+		if err := addLine(perRead, "before", hotKeyXYs(prior, func(c HotKeyCell) float64 { return c.GetItemPerRead }), 0, true); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := addLevel(perRead, "goal at 64 readers: 0.25", level(0.25), 3); err != nil {
+		return nil, nil, err
+	}
+	decades(&perRead.Y)
+
+	latency = axes("Read latency", "latency (ms)")
+	latency.Legend.Left = true
+	p50 := func(c HotKeyCell) float64 { return millis(c.Latencies.P50) }
+	p99 := func(c HotKeyCell) float64 { return millis(c.Latencies.P99) }
+	for i, s := range []struct {
+		name string
+		get  func(HotKeyCell) float64
+	}{{"p50", p50}, {"p99", p99}} {
+		if err := addLine(latency, s.name, hotKeyXYs(hk, s.get), i+1, false); err != nil {
+			return nil, nil, err
+		}
+		if prior != nil {
+			if err := addLine(latency, "before, "+s.name, hotKeyXYs(prior, s.get), i+1, true); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	lone := func(c HotKeyCell) float64 { return millis(c.baseline(hk).raw.P99) }
+	if err := addLevel(latency, "lone raw GetItem p99", hotKeyXYs(hk, lone), 4); err != nil {
+		return nil, nil, err
+	}
+	twice := func(c HotKeyCell) float64 { return 2 * lone(c) }
+	if err := addLevel(latency, "goal: 2 × lone GetItem p99", hotKeyXYs(hk, twice), 3); err != nil {
+		return nil, nil, err
+	}
+	decades(&latency.Y)
+	// Room above the lines for the legend.
+	latency.Y.Tick.Marker = ticksUpTo(latency.Y.Max)
+	latency.Y.Max *= 4
+	return perRead, latency, nil
+}
+
+// addLevel adds a dashed reference line without points.
+func addLevel(p *plot.Plot, name string, xys plotter.XYs, i int) error {
+	line, err := plotter.NewLine(xys)
+	if err != nil {
+		return err
+	}
+	line.Color = plotutil.Color(i)
+	line.Dashes = []vg.Length{vg.Points(2), vg.Points(2)}
+	p.Add(line)
+	p.Legend.Add(name, line)
+	return nil
+}
+
+func hotKeyXYs(hk *HotKeyResult, get func(HotKeyCell) float64) plotter.XYs {
+	var xys plotter.XYs
+	for _, c := range hk.Cells {
+		if c.Reads > 0 {
+			xys = append(xys, plotter.XY{X: float64(c.Readers), Y: positive(get(c))})
+		}
+	}
+	return xys
 }
 
 // positive keeps values drawable on a log scale.

@@ -12,6 +12,7 @@ const (
 	ChartServer = "server-vs-raw.png"
 	ChartHerd   = "herd.png"
 	ChartRate   = "rate.png"
+	ChartHotKey = "hotkey.png"
 )
 
 // WriteMarkdown writes the report as docs/performance.md. before, when
@@ -25,6 +26,7 @@ func WriteMarkdown(w io.Writer, r, before *Report, chartDir string) error {
 	m.herds()
 	m.rates()
 	m.lambda()
+	m.hotKey()
 	m.method()
 	_, err := io.WriteString(w, m.String())
 	return err
@@ -131,6 +133,19 @@ func (m *markdown) goals() {
 		if top > 0 {
 			add(fmt.Sprintf("no TIME_WAIT churn to DynamoDB at %d clients (no run leaves more sockets in TIME_WAIT than it has clients)", top),
 				fmt.Sprintf("at most %d new per run, %d over the server's %d-client runs", most, total, top), most <= top)
+		}
+	}
+	if hk := r.HotKey; hk != nil {
+		for _, c := range hk.Cells {
+			if c.Readers != 64 {
+				continue
+			}
+			lead := fmt.Sprintf("hot key, 64 readers, a write every %s:", durationShort(hk.WriteEvery))
+			add(lead+" 0 stale reads", fmt.Sprintf("%d stale of %d reads, %d errors", c.Stale, c.Reads, c.Errors), c.Stale == 0 && c.Errors == 0 && c.Reads > 0)
+			add(lead+" ≤ 0.25 GetItem per read", fmt.Sprintf("%.3f", c.GetItemPerRead), c.Reads > 0 && c.GetItemPerRead <= 0.25)
+			base := c.baseline(hk).raw
+			q := ratio(float64(c.Latencies.P99), float64(base.P99))
+			add(lead+" p99 ≤ 2 × a lone strong GetItem's p99", fmt.Sprintf("%s vs %s (%.2f×)", ms(c.Latencies.P99), ms(base.P99), q), q > 0 && q <= 2)
 		}
 	}
 	if l := r.Lambda; l != nil {
@@ -369,9 +384,133 @@ func (m *markdown) lambda() {
 	m.p("")
 }
 
+func (m *markdown) hotKey() {
+	hk := m.r.HotKey
+	if hk == nil || len(hk.Cells) == 0 {
+		return
+	}
+	m.p("## 5. Hot key: coalesced strong reads\n")
+	m.p("Issue 10's measurement. R readers each send strong GETs of one key (the default consistency) through the server, back to back, for %s per cell, while one writer overwrites the key through the same server every %s. The server coalesces strong reads per key (`internal/manager`, coalesce.go): at most one `GetItem` in flight and one queued per key; a read that arrives while one is in flight does not take its answer but waits for the next, which starts after it arrived, and every read waiting for that one shares it. So the `GetItem`s per read should fall as readers are added, while no read misses a write acknowledged before it was sent. \"GetItem\" counts the server's `GetItem` requests (attempts, by SDK middleware) while the readers read. A read is **stale** if the version in its answer (the ETag) is older than the newest version whose acknowledgement the writer had received before the read was sent. Latency runs from sending a read to the whole answer; the readers are closed-loop (each sends its next read when the last is answered), so where cores are few the HTTP work of many readers queues for a CPU as well as for the `GetItem`. \"CPU busy\" is the benchmark process's CPU time while the readers read (readers, writer and server together; DynamoDB Local is another process, and so is the machine's other work) as a share of all its cores' time, and \"CPU/read\" that time per read.\n",
+		durationShort(hk.Duration), durationShort(hk.WriteEvery))
+	m.p("Where it applies: the coalescing happens in a process that serves many requests at once: `stampede serve`, or any program using the manager or the Go client (which coalesces its own goroutines' reads the same way). A Lambda execution environment serves one request at a time, so the get function coalesces nothing: there each read is one `GetItem` (see [the API's hot keys](api.md#hot-keys-coalesced-strong-reads)). Put `stampede serve` or the client library in front of a key that many workers read at once.\n")
+	m.p("The baseline, in the same run: a lone strongly consistent `GetItem` (the very request the server sends for this get, captured) sent by the raw DynamoDB client, and a lone strong GET through the server (one reader, the writer paused), alternating request by request. Each cell's reading time is split into %d rounds with lone reads before each, so that a drift in the machine's speed falls on a cell and its baseline alike; each cell's ratios are to the lone reads sent between its own rounds. All cells' lone reads together:\n", hk.Rounds)
+	m.p("| lone strong read | reads | p50 | p99 |%s", m.hotKeyBeforeHead("p50", "p99"))
+	m.p("| --- | ---: | ---: | ---: |%s", m.hotKeyBeforeAlign(2))
+	lone := []struct {
+		name string
+		l    Latencies
+		get  func(*HotKeyResult) Latencies
+	}{
+		{"raw `GetItem` (DynamoDB client)", hk.LoneRaw, func(h *HotKeyResult) Latencies { return h.LoneRaw }},
+		{"GET through the server", hk.LoneServer, func(h *HotKeyResult) Latencies { return h.LoneServer }},
+	}
+	for _, x := range lone {
+		line := fmt.Sprintf("| %s | %d | %s | %s |", x.name, x.l.Count, ms(x.l.P50), ms(x.l.P99))
+		if b := m.hotKeyBefore(); b != nil {
+			bl := x.get(b)
+			line += fmt.Sprintf(" %s | %s |", ms(bl.P50), ms(bl.P99))
+		}
+		m.p("%s", line)
+	}
+	m.p("")
+	m.p("### GetItem per read and latency vs readers\n")
+	m.p("| readers | reads | reads/s | GetItem | GetItem per read | stale reads | errors | writes | p50 | p99 | lone raw GetItem p99 | p99 ÷ lone raw GetItem p99 | p99 ÷ lone server GET p99 | CPU busy | CPU/read |%s", m.hotKeyBeforeHead("GetItem per read", "p99"))
+	m.p("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |%s", m.hotKeyBeforeAlign(2))
+	for _, c := range hk.Cells {
+		base := c.baseline(hk)
+		line := fmt.Sprintf("| %d | %d | %.0f | %d | **%.3f** | %d | %d | %d | %s | %s | %s | **%.2f×** | %.2f× | %.0f%% | %s |", c.Readers, c.Reads, c.ReadsPerSec, c.GetItems,
+			c.GetItemPerRead, c.Stale, c.Errors, c.Writes, ms(c.Latencies.P50), ms(c.Latencies.P99), ms(base.raw.P99),
+			ratio(float64(c.Latencies.P99), float64(base.raw.P99)), ratio(float64(c.Latencies.P99), float64(base.server.P99)), 100*c.CPUBusy, us(c.CPUPerRead))
+		if b := m.hotKeyBefore(); b != nil {
+			if cb, ok := findHotKeyCell(b, c.Readers); ok {
+				line += fmt.Sprintf(" %.3f | %s |", cb.GetItemPerRead, ms(cb.Latencies.P99))
+			} else {
+				line += " | |"
+			}
+		}
+		m.p("%s", line)
+	}
+	m.p("")
+	for _, c := range hk.Cells {
+		if c.FirstError != "" || c.WriteErrors > 0 {
+			m.p("%d readers: %d failed writes; first failed read: `%s`\n", c.Readers, c.WriteErrors, orNone(c.FirstError))
+		}
+	}
+	m.p("Before coalescing, issue 10 reported (from its text; no results file of that run is kept) exactly **1.000 GetItem per read** for 64 readers of one key through `stampede serve` with a writer every 200 ms.\n")
+	m.chart(ChartHotKey, "GetItem requests per read and read latency by number of readers of one hot key")
+}
+
+// hotKeyBaseline is the lone reads a cell is compared with.
+type hotKeyBaseline struct{ raw, server Latencies }
+
+// baseline is the lone reads sent between the cell's rounds, or, from a
+// results file that kept none per cell, all cells' together.
+func (c HotKeyCell) baseline(hk *HotKeyResult) hotKeyBaseline {
+	if c.LoneRaw.Count > 0 && c.LoneServer.Count > 0 {
+		return hotKeyBaseline{c.LoneRaw, c.LoneServer}
+	}
+	return hotKeyBaseline{hk.LoneRaw, hk.LoneServer}
+}
+
+// hotKeyBefore is the earlier run's hot-key section, if it has one.
+func (m *markdown) hotKeyBefore() *HotKeyResult {
+	if m.before == nil || m.before.HotKey == nil || len(m.before.HotKey.Cells) == 0 {
+		return nil
+	}
+	return m.before.HotKey
+}
+
+// hotKeyBeforeHead and hotKeyBeforeAlign are the "before" columns of the
+// hot-key tables, present only when the earlier run measured the section.
+func (m *markdown) hotKeyBeforeHead(names ...string) string {
+	if m.hotKeyBefore() == nil {
+		return ""
+	}
+	return m.beforeHead(names...)
+}
+
+func (m *markdown) hotKeyBeforeAlign(n int) string {
+	if m.hotKeyBefore() == nil {
+		return ""
+	}
+	return m.beforeAlign(n)
+}
+
+func findHotKeyCell(h *HotKeyResult, readers int) (HotKeyCell, bool) {
+	for _, c := range h.Cells {
+		if c.Readers == readers {
+			return c, true
+		}
+	}
+	return HotKeyCell{}, false
+}
+
+// durationShort formats an option's duration: "200 ms", "5 s".
+func durationShort(d time.Duration) string {
+	if d < time.Second {
+		return fmt.Sprintf("%d ms", d.Milliseconds())
+	}
+	return strings.TrimSuffix(fmt.Sprintf("%g", d.Seconds()), ".0") + " s"
+}
+
+// us formats a duration in microseconds.
+func us(d time.Duration) string {
+	if d == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
 func (m *markdown) method() {
 	m.p("## Reproducing\n")
-	m.p("`make bench-e2e` runs everything (five to ten minutes on two cores) and rewrites this file, its charts under `docs/performance/` and the raw figures in `docs/performance/results.json`; `docs/performance/before.json`, an earlier results file, supplies the \"before\" columns (`-before FILE` names another, `-before \"\"` none). `go run ./cmd/stampede-bench -help` lists the flags that select sections and sizes, for example `make bench-e2e BENCH_FLAGS=\"-sections herd -herd-sizes 10,50\"` or `-sections server -operations \"get hit\" -ops 200`; `-out - -results \"\" -charts \"\"` only prints, and `-render docs/performance/results.json` rewrites this file and the charts from the figures without measuring. The command starts its own DynamoDB Local (in memory), in-process S3 and server on loopback, and stops them and every function process it starts before it exits.")
+	m.p("`make bench-e2e` runs everything (five to ten minutes on two cores) and rewrites this file, its charts under `docs/performance/` and the raw figures in `docs/performance/results.json`; `docs/performance/before.json`, an earlier results file, supplies the \"before\" columns (`-before FILE` names another, `-before \"\"` none). `go run ./cmd/stampede-bench -help` lists the flags that select sections and sizes, for example `make bench-e2e BENCH_FLAGS=\"-sections herd -herd-sizes 10,50\"` or `-sections server -operations \"get hit\" -ops 200` or `-sections hotkey -hotkey-readers 1,64`; `-out - -results \"\" -charts \"\"` only prints, and `-render docs/performance/results.json` rewrites this file and the charts from the figures without measuring. The command starts its own DynamoDB Local (in memory), in-process S3 and server on loopback, and stops them and every function process it starts before it exits.")
 }
 
 // beforeHead and beforeAlign add the "before" columns' header cells.

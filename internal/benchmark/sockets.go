@@ -66,11 +66,24 @@ func hexPort(addr string) int {
 // elsewhere). On a shared machine it shows how much of a latency is the
 // wait for a processor rather than the work.
 func runQueueDelay() time.Duration {
+	_, wait := schedStats()
+	return wait
+}
+
+// cpuTime is the time this process's threads have spent on a CPU, from the
+// same files (0 elsewhere).
+func cpuTime() time.Duration {
+	run, _ := schedStats()
+	return run
+}
+
+// schedStats sums the first two fields of every thread's schedstat: the
+// time on a CPU and the time runnable but waiting for one.
+func schedStats() (run, wait time.Duration) {
 	tasks, err := os.ReadDir("/proc/self/task")
 	if err != nil {
-		return 0
+		return 0, 0
 	}
-	var total int64
 	for _, t := range tasks {
 		b, err := os.ReadFile("/proc/self/task/" + t.Name() + "/schedstat")
 		if err != nil {
@@ -80,9 +93,12 @@ func runQueueDelay() time.Duration {
 		if len(f) < 2 {
 			continue
 		}
-		if v, err := strconv.ParseInt(f[1], 10, 64); err == nil {
-			total += v
+		r, err1 := strconv.ParseInt(f[0], 10, 64)
+		w, err2 := strconv.ParseInt(f[1], 10, 64)
+		if err1 == nil && err2 == nil {
+			run += time.Duration(r)
+			wait += time.Duration(w)
 		}
 	}
-	return time.Duration(total)
+	return run, wait
 }
