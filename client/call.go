@@ -54,6 +54,9 @@ func (c *Client) call(ctx context.Context, req request, out any) (response, erro
 	for attempt := 1; ; attempt++ {
 		status, header, body, err := c.attempt(ctx, req)
 		if err == nil && status >= 200 && status < 300 {
+			if header.Get(WaitsHeader) == WaitsShared {
+				c.sharedWaits.Store(true)
+			}
 			if out != nil {
 				if err := json.Unmarshal(body, out); err != nil {
 					return response{}, fmt.Errorf("stampede: %s %s: decode the response: %w", req.method, c.base+req.path, err)

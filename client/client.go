@@ -71,6 +71,9 @@ type Client struct {
 	// set once the service refused wait_ms (an older service).
 	longPolling bool
 	cannotWait  atomic.Bool
+	// sharedWaits: the service said its waits are shared (WaitsHeader),
+	// so GetOrCompute waiters long-poll without WithLongPolling.
+	sharedWaits atomic.Bool
 }
 
 type retryPolicy struct {
@@ -234,14 +237,24 @@ func WithSessionKeys(n int) Option {
 	}
 }
 
+// WaitsHeader is the response header by which a service says how it
+// serves a get that waits: WaitsShared when every waiter of a key shares
+// one read per tick (stampede serve). GetOrCompute waiters then long-poll.
+const (
+	WaitsHeader = "Stampede-Waits"
+	WaitsShared = "shared"
+)
+
 // WithLongPolling makes GetOrCompute waiters ask the service to wait for
 // the holder's result (GetOptions.Wait, up to MaxGetWait per request)
 // instead of polling: they learn of it the moment it is stored, with one
-// request per 20 s of waiting. Use it with a long-running server, which
-// shares one read per tick among all the waiters of a key (stampede
-// serve); not in front of Lambda, where each waiting request holds an
-// execution environment and reads DynamoDB ten times a second on its own.
-// A service that does not know wait_ms is polled as usual.
+// request per 20 s of waiting. Waiters do so without this option when the
+// service says its waits are shared (WaitsHeader: a long-running server
+// such as stampede serve, which shares one read per tick among all the
+// waiters of a key). Force it only where you know waiting is cheap: in
+// front of Lambda each waiting request holds an execution environment and
+// reads DynamoDB ten times a second on its own. A service that does not
+// know wait_ms is polled as usual.
 func WithLongPolling() Option {
 	return func(s *settings) error {
 		s.longPolling = true

@@ -283,10 +283,11 @@ func (g *getOrCompute) get(ctx context.Context) (*Entry, error) {
 var errCannotWait = errors.New("stampede: the service cannot wait for an entry")
 
 // longPoll reports whether to wait for the holder's result with a get
-// that waits (WithLongPolling). Not when the key has an entry this call
-// rejected (WithOverwrite, WithMaxAge): the service waits only on a miss.
+// that waits: WithLongPolling, or a service that shares its waits
+// (WaitsHeader). Not when the key has an entry this call rejected
+// (WithOverwrite, WithMaxAge): the service waits only on a miss.
 func (g *getOrCompute) longPoll() bool {
-	return g.c.longPolling && g.stale == nil && !g.c.cannotWait.Load()
+	return (g.c.longPolling || g.c.sharedWaits.Load()) && g.stale == nil && !g.c.cannotWait.Load()
 }
 
 // getWaiting gets the entry, asking the service to wait up to d for it:

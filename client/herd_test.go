@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -13,6 +15,8 @@ import (
 
 	"github.com/stampede-cache/stampede/client"
 	"github.com/stampede-cache/stampede/internal/manager"
+	"github.com/stampede-cache/stampede/internal/testenv"
+	"github.com/stampede-cache/stampede/internal/transport"
 )
 
 // herdRun is one measured herd: N concurrent GetOrCompute callers of one
@@ -378,4 +382,91 @@ func TestGetOrComputeLongPolling(t *testing.T) {
 		t.Fatalf("the waiter sent %d requests", n)
 	}
 	t.Logf("the waiter sent %d requests", counted.n.Load())
+}
+
+// waitsRecorder passes requests to the local server, noting the gets that
+// asked it to wait; hide drops the server's Stampede-Waits header, as a
+// Lambda function's answer lacks it.
+type waitsRecorder struct {
+	next  http.Handler
+	hide  bool
+	waits atomic.Int64
+}
+
+func (w *waitsRecorder) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Has("wait_ms") {
+		w.waits.Add(1)
+	}
+	if w.hide {
+		rw = headerDropper{rw}
+	}
+	w.next.ServeHTTP(rw, r)
+}
+
+type headerDropper struct{ http.ResponseWriter }
+
+func (h headerDropper) WriteHeader(status int) {
+	h.Header().Del(client.WaitsHeader)
+	h.ResponseWriter.WriteHeader(status)
+}
+
+// Waiters long-poll without being told to when the service says its waits
+// are shared (the local server), and poll when it does not (Lambda).
+func TestGetOrComputeLongPollsWhereWaitsAreShared(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name      string
+		hide      bool
+		wantWaits bool
+	}{
+		{"local server", false, true},
+		{"a host without shared waits", true, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			store, _ := testenv.Store(t)
+			mgr, err := manager.New(store, manager.Config{MaxHeartbeat: heartbeat, HeartbeatMultiplier: multiplier})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := &waitsRecorder{next: transport.NewRouter(mgr, transport.Options{Log: slog.New(slog.DiscardHandler)}), hide: tt.hide}
+			srv := httptest.NewServer(rec)
+			t.Cleanup(srv.Close)
+			holder, waiter := newClient(t, srv.URL), newClient(t, srv.URL)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			acquired, release := make(chan struct{}), make(chan struct{})
+			done := make(chan error, 1)
+			go func() {
+				_, err := holder.GetOrCompute(ctx, scope, "k", func(ctx context.Context) (client.ComputeResult, error) {
+					close(acquired)
+					select {
+					case <-release:
+					case <-ctx.Done():
+						return client.ComputeResult{}, ctx.Err()
+					}
+					return client.ComputeResult{OutputURI: "s3://bucket/shared"}, nil
+				}, client.WithHeartbeat(heartbeat))
+				done <- err
+			}()
+			<-acquired
+			var once sync.Once
+			e, err := waiter.GetOrCompute(ctx, scope, "k", func(context.Context) (client.ComputeResult, error) {
+				t.Error("the waiter computed")
+				return client.ComputeResult{}, nil
+			}, client.WithObserver(func(ev client.Event) {
+				if ev.Kind == client.EventWaiting {
+					once.Do(func() { time.AfterFunc(500*time.Millisecond, func() { close(release) }) })
+				}
+			}))
+			if err != nil || e.OutputURI != "s3://bucket/shared" {
+				t.Fatalf("waiter: %+v, %v", e, err)
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if got := rec.waits.Load() > 0; got != tt.wantWaits {
+				t.Fatalf("%d gets that wait; want some: %v", rec.waits.Load(), tt.wantWaits)
+			}
+		})
+	}
 }

@@ -44,8 +44,24 @@ func (h *Handler) HandleHTTPAPI(ctx context.Context, ev events.APIGatewayV2HTTPR
 		base64:  ev.IsBase64Encoded,
 	})
 	status, body := responseBody(r)
-	return events.APIGatewayV2HTTPResponse{StatusCode: status, Headers: responseHeaders(r), Body: string(body)}
+	headers := responseHeaders(r)
+	if h.sharedWaits {
+		headers[WaitsHeader] = WaitsShared
+	}
+	return events.APIGatewayV2HTTPResponse{StatusCode: status, Headers: headers, Body: string(body)}
 }
+
+// WaitsHeader tells a client how the host serves a get that waits
+// (wait_ms): WaitsShared from a process that serves many requests at once
+// and shares one read per tick among all the waiters of a key (the local
+// server), so that waiting there costs no more than one poller. A Lambda
+// function serves one request per execution environment and does not send
+// it: there each waiting request holds an environment and reads on its
+// own, and clients poll instead.
+const (
+	WaitsHeader = "Stampede-Waits"
+	WaitsShared = "shared"
+)
 
 // HandleREST serves an API Gateway REST API (payload format 1.0) proxy event.
 func (h *Handler) HandleREST(ctx context.Context, ev events.APIGatewayProxyRequest) events.APIGatewayProxyResponse {

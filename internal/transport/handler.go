@@ -49,6 +49,9 @@ type Handler struct {
 	// HTTP API's routes (the function of the RPC service).
 	rpc     RPCService
 	rpcOnly bool
+	// sharedWaits: this handler serves many requests at once in one
+	// process, whose waiters of a key share their reads (WaitsHeader).
+	sharedWaits bool
 }
 
 func newHandler(mgr *manager.Manager, opts Options) *Handler {
@@ -84,7 +87,9 @@ func NewRPCFunction(svc RPCService, opts Options) *Handler {
 // NewRouter returns a handler serving every operation, for the local
 // server, and opts.RPC beside them.
 func NewRouter(mgr *manager.Manager, opts Options) *Handler {
-	return newHandler(mgr, opts)
+	h := newHandler(mgr, opts)
+	h.sharedWaits = true
+	return h
 }
 
 // eventProbe holds the fields that tell event shapes apart.

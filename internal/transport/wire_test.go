@@ -55,3 +55,11 @@ func TestClientSpeaksTheWireFormat(t *testing.T) {
 		}
 	}
 }
+
+// TestClientKnowsTheWaitsHeader ties the header by which the local server
+// says its waits are shared to the client's name for it.
+func TestClientKnowsTheWaitsHeader(t *testing.T) {
+	if WaitsHeader != client.WaitsHeader || WaitsShared != client.WaitsShared {
+		t.Fatalf("transport sends %s: %s, the client reads %s: %s", WaitsHeader, WaitsShared, client.WaitsHeader, client.WaitsShared)
+	}
+}
