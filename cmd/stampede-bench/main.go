@@ -96,7 +96,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.herdComp, "herd-compute", joinDurations(def.Herd.Computations), "herd: computation lengths")
 	fs.DurationVar(&f.herdLong, "herd-long", def.Herd.Extra[0].Compute, "herd: one more herd with this long a computation (0: none)")
 	fs.IntVar(&f.herdLongN, "herd-long-n", def.Herd.Extra[0].N, "herd: its number of callers")
-	fs.BoolVar(&f.longPoll, "herd-long-polling", def.Herd.LongPolling, "herd: run each herd again with the client's WithLongPolling")
+	fs.BoolVar(&f.longPoll, "herd-long-polling", def.Herd.LongPolling, "herd: run each herd both against the server as it is (its waits shared: the client long-polls) and with its Stampede-Waits header hidden (the client polls, as behind Lambda); false: only the latter")
 	fs.StringVar(&f.rates, "rates", joinInts(def.Rate.Rates), "rate: target gets per second")
 	fs.DurationVar(&f.rateDur, "rate-duration", def.Rate.Duration, "rate: measured window per rate")
 	fs.DurationVar(&f.rateWarmup, "rate-warmup", def.Rate.Warmup, "rate: warm-up per rate")

@@ -185,6 +185,9 @@ func (m *markdown) goals() {
 		m.p("| %s | %s |", row.goal, row.measured)
 	}
 	m.p("")
+	if len(r.Herds) > 0 {
+		m.p("The herd goals are met where the host shares its waits (`stampede serve`, or any long-running host of the manager), whose answers say so and whose waiters therefore long-poll by default. A host without shared waits (a Lambda function serves one request per execution environment) leaves the client to poll: then promptness and requests trade against each other, and a 60 s computation cannot be learnt of within 1.5 s with at most 15 looks (that needs gaps of at most 1.5 s, about 40 looks), unless the caller gives the client the expected duration (`WithExpectedDuration`: 8–10 looks, 1.3 s late in the client's simulation, docs/client.md). Those rows give what such a host reaches.\n")
+	}
 }
 
 func (m *markdown) serverPath() {
@@ -266,7 +269,7 @@ func (m *markdown) herds() {
 		return
 	}
 	m.p("## 2. Herd hand-off\n")
-	m.p("N concurrent `client.GetOrCompute` callers on one fresh key, started at once, each with a client of its own (as separate workers have; one shared connection pool), the client package as built: with its defaults, and with `WithLongPolling` (the server's `wait_ms`, for a long-running server such as `stampede serve`); the computation sleeps for the given time. \"Last\" runs from the start to the last caller's result (ideal: the computation's length), \"hand-off\" from the end of the computation to that last result. HTTP requests per waiter count every attempt of the callers that did not compute; DynamoDB reads are the server's GetItem requests during the herd (its key is the only one read then), counted by SDK middleware, as a mean rate over \"last\" and the most in any one second.\n")
+	m.p("N concurrent `client.GetOrCompute` callers on one fresh key, started at once, each with a client of its own (as separate workers have; one shared connection pool), the client package as built, with its defaults, in two hosts' conditions: \"serve (long polling)\" against the local server as it is, which says its waits are shared (`Stampede-Waits: shared`), so the waiters wait with `wait_ms` and the server wakes them all with one read when the result lands; and \"no shared waits (polling)\" with that header hidden from the clients, as a Lambda function's answers lack it, so the waiters poll with the client's adaptive gaps (the server still shares reads and refusals here; behind Lambda each request reads on its own). The computation sleeps for the given time. \"Last\" runs from the start to the last caller's result (ideal: the computation's length), \"hand-off\" from the end of the computation to that last result. HTTP requests per waiter count every attempt of the callers that did not compute; DynamoDB reads are the server's GetItem requests during the herd (its key is the only one read then), counted by SDK middleware, as a mean rate over \"last\" and the most in any one second.\n")
 	m.p("| client | N | computation | last | median | hand-off | computations | HTTP req/waiter (max) | DynamoDB reads | reads/s mean (peak) | errors |%s", m.beforeHead("last", "req/waiter"))
 	m.p("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |%s", m.beforeAlign(2))
 	for _, h := range hs {
