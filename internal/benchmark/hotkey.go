@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"slices"
 	"strconv"
@@ -79,6 +80,12 @@ type HotKeyCell struct {
 	CPUPerRead time.Duration `json:"cpu_per_read_ns"`
 	// Latencies are every read's, from sending to the whole answer.
 	Latencies Latencies `json:"latencies"`
+	// InProcess is the same readers calling the server's router in process
+	// (no HTTP, no sockets), the writer unchanged: the coalesced read's own
+	// latency, without the load generator's HTTP clients competing with it
+	// for the CPUs. InProcessStale counts its stale reads.
+	InProcess      Latencies `json:"in_process"`
+	InProcessStale int       `json:"in_process_stale"`
 	// LoneRaw and LoneServer are the lone reads sent between this cell's
 	// rounds (see HotKeyResult).
 	LoneRaw    Latencies `json:"lone_raw"`
@@ -162,17 +169,27 @@ func (b *bench) hotKeyCell(ctx context.Context, hc *http.Client, readers int, d 
 		lone = max(o.LoneReads/rounds, 1)
 	}
 	var (
-		all       []hotKeyRead
-		wall, cpu time.Duration
+		all, inProcess []hotKeyRead
+		wall, cpu      time.Duration
 	)
 	for range rounds {
 		if err := b.loneReads(ctx, hc, w.url, rawReq, lone, &raw, &server); err != nil {
 			return cell, raw, server, err
 		}
-		seg, err := b.hotKeySegment(ctx, hc, w, readers, d/time.Duration(rounds), o.WriteEvery)
+		seg, err := b.hotKeySegment(ctx, hc, w, readers, d/time.Duration(rounds), o.WriteEvery, func(ctx context.Context) hotKeyRead {
+			return strongGet(ctx, hc, w.url)
+		})
 		if err != nil {
 			return cell, raw, server, err
 		}
+		in, err := b.hotKeySegment(ctx, hc, w, readers, d/time.Duration(rounds), o.WriteEvery, func(ctx context.Context) hotKeyRead {
+			return routerGet(ctx, b.svc.Router, w.url)
+		})
+		if err != nil {
+			return cell, raw, server, err
+		}
+		inProcess = append(inProcess, in.reads...)
+		acks = append(acks, in.acks...)
 		all = append(all, seg.reads...)
 		acks = append(acks, seg.acks...)
 		cell.Writes += len(seg.acks)
@@ -196,6 +213,18 @@ func (b *bench) hotKeyCell(ctx context.Context, hc *http.Client, readers int, d 
 	}
 	cell.Latencies = summarize(lat)
 	cell.Stale = countStale(acks, all)
+	inLat := make([]time.Duration, 0, len(inProcess))
+	for _, r := range inProcess {
+		inLat = append(inLat, r.took)
+		if r.err != "" {
+			cell.Errors++
+			if cell.FirstError == "" {
+				cell.FirstError = "in process: " + r.err
+			}
+		}
+	}
+	cell.InProcess = summarize(inLat)
+	cell.InProcessStale = countStale(acks, inProcess)
 	cell.GetItemPerRead = ratio(float64(cell.GetItems), float64(cell.Reads))
 	cell.ReadsPerSec = ratio(float64(cell.Reads), wall.Seconds())
 	cell.CPUBusy = ratio(cpu.Seconds(), wall.Seconds()*float64(runtime.NumCPU()))
@@ -219,7 +248,7 @@ type hotKeySegment struct {
 // hotKeySegment runs the readers for d, back to back, while the writer
 // overwrites the key every writeEvery, and counts the server's GetItem
 // requests meanwhile.
-func (b *bench) hotKeySegment(ctx context.Context, hc *http.Client, w hotKeyWriter, readers int, d, writeEvery time.Duration) (hotKeySegment, error) {
+func (b *bench) hotKeySegment(ctx context.Context, hc *http.Client, w hotKeyWriter, readers int, d, writeEvery time.Duration, get func(context.Context) hotKeyRead) (hotKeySegment, error) {
 	var seg hotKeySegment
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -255,7 +284,7 @@ func (b *bench) hotKeySegment(ctx context.Context, hc *http.Client, w hotKeyWrit
 			<-start
 			deadline := time.Now().Add(d)
 			for time.Now().Before(deadline) && runCtx.Err() == nil {
-				reads[r] = append(reads[r], strongGet(runCtx, hc, w.url))
+				reads[r] = append(reads[r], get(runCtx))
 			}
 		}()
 	}
@@ -307,18 +336,34 @@ func strongGet(ctx context.Context, hc *http.Client, url string) hotKeyRead {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	r.took = time.Since(r.sent)
-	version, ok := parseETag(resp.Header.Get("ETag"))
+	r.check(resp.StatusCode, resp.Header)
+	return r
+}
+
+// routerGet is strongGet through the server's router in process.
+func routerGet(ctx context.Context, router http.Handler, url string) hotKeyRead {
+	req := httptest.NewRequestWithContext(ctx, http.MethodGet, url, http.NoBody)
+	rec := httptest.NewRecorder()
+	r := hotKeyRead{sent: time.Now()}
+	router.ServeHTTP(rec, req)
+	r.took = time.Since(r.sent)
+	r.check(rec.Code, rec.Header())
+	return r
+}
+
+// check reads the answer's version, or records why it is not a strong hit.
+func (r *hotKeyRead) check(status int, header http.Header) {
+	version, ok := parseETag(header.Get("ETag"))
 	switch {
-	case resp.StatusCode != http.StatusOK:
-		r.err = fmt.Sprintf("status %d", resp.StatusCode)
-	case resp.Header.Get("Stampede-Read") != "strong":
-		r.err = fmt.Sprintf("a %q read, want strong", resp.Header.Get("Stampede-Read"))
+	case status != http.StatusOK:
+		r.err = fmt.Sprintf("status %d", status)
+	case header.Get("Stampede-Read") != "strong":
+		r.err = fmt.Sprintf("a %q read, want strong", header.Get("Stampede-Read"))
 	case !ok:
-		r.err = fmt.Sprintf("ETag %q names no version", resp.Header.Get("ETag"))
+		r.err = fmt.Sprintf("ETag %q names no version", header.Get("ETag"))
 	default:
 		r.version = version
 	}
-	return r
 }
 
 // hotKeyWriter overwrites one key through the server.
