@@ -337,14 +337,27 @@ func TestGetOrComputeLocalHandOff(t *testing.T) {
 func TestGetOrComputeLongPolling(t *testing.T) {
 	t.Parallel()
 	srv := newMeasuredServer(t, manager.Config{MaxHeartbeat: heartbeat, HeartbeatMultiplier: multiplier})
-	holder := newClient(t, srv.url)
 	counted := &countingTransport{base: sharedPool(t)}
 	waiter := newClient(t, srv.url, client.WithLongPolling(), client.WithHTTPClient(&http.Client{Transport: counted}))
+	// The holder finishes a while after the waiter began to wait: a poller
+	// would have looked several times by then.
+	waitForHolder(t, newClient(t, srv.url), waiter, "s3://bucket/long", 1500*time.Millisecond)
+	// get, reserve, and the waiting gets: one per 3 s lease at most (the
+	// waiter reserves again when the lease it saw ends).
+	if n := counted.n.Load(); n > 6 {
+		t.Fatalf("the waiter sent %d requests", n)
+	}
+	t.Logf("the waiter sent %d requests", counted.n.Load())
+}
+
+// waitForHolder runs one GetOrCompute on holder that finishes (storing
+// uri) after waiter's GetOrCompute of the same key has waited for it for
+// after, and checks that the waiter gets the holder's result.
+func waitForHolder(t *testing.T, holder, waiter *client.Client, uri string, after time.Duration) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-
-	acquired := make(chan struct{})
-	release := make(chan struct{})
+	acquired, release := make(chan struct{}), make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
 		_, err := holder.GetOrCompute(ctx, scope, "k", func(ctx context.Context) (client.ComputeResult, error) {
@@ -354,7 +367,7 @@ func TestGetOrComputeLongPolling(t *testing.T) {
 			case <-ctx.Done():
 				return client.ComputeResult{}, ctx.Err()
 			}
-			return client.ComputeResult{OutputURI: "s3://bucket/long"}, nil
+			return client.ComputeResult{OutputURI: uri}, nil
 		}, client.WithHeartbeat(heartbeat))
 		done <- err
 	}()
@@ -365,23 +378,15 @@ func TestGetOrComputeLongPolling(t *testing.T) {
 		return client.ComputeResult{}, nil
 	}, client.WithObserver(func(ev client.Event) {
 		if ev.Kind == client.EventWaiting {
-			// Let the holder finish a while after the waiter began to wait:
-			// a poller would have looked several times by then.
-			once.Do(func() { time.AfterFunc(1500*time.Millisecond, func() { close(release) }) })
+			once.Do(func() { time.AfterFunc(after, func() { close(release) }) })
 		}
 	}))
-	if err != nil || e.OutputURI != "s3://bucket/long" {
+	if err != nil || e.OutputURI != uri {
 		t.Fatalf("waiter: %+v, %v", e, err)
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	// get, reserve, and the waiting gets: one per 3 s lease at most (the
-	// waiter reserves again when the lease it saw ends).
-	if n := counted.n.Load(); n > 6 {
-		t.Fatalf("the waiter sent %d requests", n)
-	}
-	t.Logf("the waiter sent %d requests", counted.n.Load())
 }
 
 // waitsRecorder passes requests to the local server, noting the gets that
@@ -431,39 +436,7 @@ func TestGetOrComputeLongPollsWhereWaitsAreShared(t *testing.T) {
 			rec := &waitsRecorder{next: transport.NewRouter(mgr, transport.Options{Log: slog.New(slog.DiscardHandler)}), hide: tt.hide}
 			srv := httptest.NewServer(rec)
 			t.Cleanup(srv.Close)
-			holder, waiter := newClient(t, srv.URL), newClient(t, srv.URL)
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			acquired, release := make(chan struct{}), make(chan struct{})
-			done := make(chan error, 1)
-			go func() {
-				_, err := holder.GetOrCompute(ctx, scope, "k", func(ctx context.Context) (client.ComputeResult, error) {
-					close(acquired)
-					select {
-					case <-release:
-					case <-ctx.Done():
-						return client.ComputeResult{}, ctx.Err()
-					}
-					return client.ComputeResult{OutputURI: "s3://bucket/shared"}, nil
-				}, client.WithHeartbeat(heartbeat))
-				done <- err
-			}()
-			<-acquired
-			var once sync.Once
-			e, err := waiter.GetOrCompute(ctx, scope, "k", func(context.Context) (client.ComputeResult, error) {
-				t.Error("the waiter computed")
-				return client.ComputeResult{}, nil
-			}, client.WithObserver(func(ev client.Event) {
-				if ev.Kind == client.EventWaiting {
-					once.Do(func() { time.AfterFunc(500*time.Millisecond, func() { close(release) }) })
-				}
-			}))
-			if err != nil || e.OutputURI != "s3://bucket/shared" {
-				t.Fatalf("waiter: %+v, %v", e, err)
-			}
-			if err := <-done; err != nil {
-				t.Fatal(err)
-			}
+			waitForHolder(t, newClient(t, srv.URL), newClient(t, srv.URL), "s3://bucket/shared", 500*time.Millisecond)
 			if got := rec.waits.Load() > 0; got != tt.wantWaits {
 				t.Fatalf("%d gets that wait; want some: %v", rec.waits.Load(), tt.wantWaits)
 			}

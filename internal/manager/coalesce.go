@@ -22,10 +22,10 @@ type readGroup struct {
 	keys map[ID]*keyReads
 }
 
-// keyReads is one key's read in flight and the read queued behind it.
+// keyReads is one key's read queued behind the one in flight; a key is in
+// the group's map exactly while a read of it is in flight.
 type keyReads struct {
-	inFlight bool
-	next     *sharedRead
+	next *sharedRead
 }
 
 // sharedRead is one GetItem shared by every read that joined it before it
@@ -66,7 +66,7 @@ func (m *Manager) strongRead(ctx context.Context, id ID) (*Entry, error) {
 		// goroutine, on its own context. Nobody can share this read (later
 		// callers queue for the next), so the common case, a key nobody
 		// else is reading, costs no goroutine and no channel.
-		g.keys[id] = &keyReads{inFlight: true}
+		g.keys[id] = &keyReads{}
 		g.mu.Unlock()
 		e, err := m.store.GetEntry(ctx, id, true)
 		m.finishRead(id)

@@ -106,7 +106,7 @@ func (m *Manager) acquire(ctx context.Context, id ID, owner string, build func()
 		case <-ctx.Done():
 			return AcquireOutcome{}, Acquisition{}, outOfTime(ctx.Err())
 		}
-		if b.err == nil && !b.out.Reservation.ExpiresAt.IsZero() && m.sameRefusal(b.out, owner) {
+		if b.err == nil && m.sameRefusal(b.out, owner) {
 			return AcquireOutcome{Reservation: b.out.Reservation, Entry: b.out.Entry}, Acquisition{}, nil
 		}
 		// The shared answer is not ours to take: write (again in turn).
